@@ -1,0 +1,197 @@
+//! The generic resource handler: one implementation of every verb, driven by `ResourceInfo`.
+
+pub mod delete;
+pub mod read;
+pub mod watch;
+pub mod write;
+
+use super::catalogue::ResourceInfo;
+use super::request::{self, Query, ResourcePath, Verb};
+use super::status::ApiError;
+use crate::cache::Caches;
+use crate::storage::{DynStore, StoreError};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+pub type RespBody = BoxBody<Bytes, Infallible>;
+pub type Resp = Response<RespBody>;
+
+/// Everything a handler needs.
+pub struct Api {
+    pub store: DynStore,
+    pub caches: Caches,
+    /// `--etcd-prefix` without a trailing slash.
+    pub etcd_prefix: String,
+    /// Wakes the namespace finalizer when a namespace starts terminating.
+    pub namespace_deleted: Arc<Notify>,
+    /// `--min-request-timeout` in seconds (watch timeouts are random in [t, 2t)).
+    pub min_request_timeout: u64,
+}
+
+impl Api {
+    /// Key of an object: `<prefix>/<resourcePrefix>/[<ns>/]<name>`.
+    pub fn key(&self, res: &ResourceInfo, namespace: Option<&str>, name: &str) -> String {
+        match namespace {
+            Some(ns) if res.namespaced => format!("{}/{}/{}/{}", self.etcd_prefix, res.storage_prefix, ns, name),
+            _ => format!("{}/{}/{}", self.etcd_prefix, res.storage_prefix, name),
+        }
+    }
+
+    /// Key prefix of a list: the resource, or one namespace of it (always ends in `/`).
+    pub fn list_prefix(&self, res: &ResourceInfo, namespace: Option<&str>) -> String {
+        match namespace {
+            Some(ns) if res.namespaced => format!("{}/{}/{}/", self.etcd_prefix, res.storage_prefix, ns),
+            _ => format!("{}/{}/", self.etcd_prefix, res.storage_prefix),
+        }
+    }
+}
+
+pub fn full(bytes: impl Into<Bytes>) -> RespBody {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+pub fn json_response(code: u16, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+pub fn error_response(e: &ApiError) -> Resp {
+    let mut r = json_response(e.code, e.to_json());
+    if e.details.retry_after_seconds > 0 {
+        r.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(e.details.retry_after_seconds));
+    }
+    r.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    r
+}
+
+pub fn text_response(code: u16, body: &'static str) -> Resp {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    r
+}
+
+/// The store error as the client sees it.
+pub fn store_error(e: StoreError, res: &ResourceInfo, op: &str) -> ApiError {
+    match e {
+        StoreError::Compacted { .. } => ApiError::gone("The resourceVersion for the provided list is too old."),
+        StoreError::Unavailable(msg) => {
+            tracing::warn!(resource = res.plural, operation = op, error = %msg, "store unavailable");
+            ApiError::server_timeout(op, res)
+        }
+        other => ApiError::internal(other),
+    }
+}
+
+/// Parses a resourceVersion parameter (`""` and `"0"` both mean 0).
+pub fn parse_rv(rv: &str) -> Result<i64, ApiError> {
+    if rv.is_empty() {
+        return Ok(0);
+    }
+    rv.parse::<u64>()
+        .map(|v| v as i64)
+        .map_err(|_| ApiError::new(400, "BadRequest", format!("invalid resource version: {rv}")))
+}
+
+/// Response format negotiated from Accept: JSON (the default) or YAML.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Format {
+    Json,
+    Yaml,
+}
+
+pub fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
+    let Some(accept) = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Ok(Format::Json);
+    };
+    if accept.trim().is_empty() {
+        return Ok(Format::Json);
+    }
+    for part in accept.split(',') {
+        let mut params = part.split(';');
+        let mt = params.next().unwrap_or("").trim().to_ascii_lowercase();
+        // Alternative representations (Table, PartialObjectMetadata) are not served yet.
+        if params.any(|p| p.trim().starts_with("as=")) {
+            continue;
+        }
+        match mt.as_str() {
+            "application/json" | "*/*" | "application/*" => return Ok(Format::Json),
+            "application/yaml" => return Ok(Format::Yaml),
+            _ => {}
+        }
+    }
+    Err(ApiError::not_acceptable(&["application/json", "application/yaml"]))
+}
+
+/// Renders a JSON body in the negotiated format.
+pub fn object_response(code: u16, format: Format, json: Bytes) -> Resp {
+    match format {
+        Format::Json => json_response(code, json),
+        Format::Yaml => match serde_json::from_slice::<serde_json::Value>(&json)
+            .ok()
+            .and_then(|v| serde_norway::to_string(&v).ok())
+        {
+            Some(y) => {
+                let mut r = json_response(code, y);
+                r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
+                r
+            }
+            None => json_response(code, json),
+        },
+    }
+}
+
+/// Serves one resource request.
+pub async fn handle(api: &Api, method: &Method, path: ResourcePath, raw_query: Option<&str>, headers: &HeaderMap, body: Bytes) -> Resp {
+    match dispatch(api, method, path, raw_query, headers, body).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn dispatch(api: &Api, method: &Method, path: ResourcePath, raw_query: Option<&str>, headers: &HeaderMap, body: Bytes) -> Result<Resp, ApiError> {
+    let query = Query::parse(raw_query)?;
+    let Some(verb) = request::verb(method, &path, &query) else {
+        return Err(ApiError::route_method_not_allowed());
+    };
+    if let Some(sub) = path.subresource.as_deref() {
+        let allowed = match sub {
+            "status" => path.res.status_subresource && matches!(verb, Verb::Get | Verb::Update | Verb::Patch),
+            "finalize" => path.res.plural == "namespaces" && verb == Verb::Update,
+            _ => false,
+        };
+        if !allowed {
+            return Err(if matches!(sub, "status" | "finalize") && path.res.status_subresource {
+                ApiError::route_method_not_allowed()
+            } else {
+                ApiError::resource_not_found()
+            });
+        }
+    }
+    if !query.dry_run.is_empty() && query.dry_run.iter().any(|d| d != "All") {
+        return Err(ApiError::invalid_dry_run(&query.dry_run));
+    }
+    let format = negotiate(headers)?;
+    match verb {
+        Verb::Get => read::get(api, &path, &query, format).await,
+        Verb::List => read::list(api, &path, &query, format).await,
+        Verb::Watch => watch::watch(api, &path, &query, headers).await,
+        Verb::Create => write::create(api, &path, &query, headers, body, format).await,
+        Verb::Update => write::update(api, &path, &query, headers, body, format).await,
+        Verb::Patch => write::patch(api, &path, &query, headers, body, format).await,
+        Verb::Delete => delete::delete(api, &path, &query, body, format).await,
+        Verb::DeleteCollection => delete::delete_collection(api, &path, &query, body, format).await,
+    }
+}
+
+/// 429 while a cache is (re)initialising (KEP-4568).
+pub fn cache_not_ready() -> ApiError {
+    ApiError::too_many_requests("storage is (re)initializing", 1)
+}

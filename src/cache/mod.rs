@@ -1,0 +1,462 @@
+//! The watch cache: per resource, one store watch feeds a sorted map of current objects and a
+//! revision-indexed ring of recent events. Reads and watches are served from here.
+
+pub mod event;
+pub mod filter;
+pub mod watchers;
+
+use crate::api::catalogue::ResourceInfo;
+use crate::api::status::ApiError;
+use crate::object::raw::RawObject;
+use crate::storage::{DynStore, StoreError, StoreEvent, WatchMessage};
+use bytes::Bytes;
+use event::{CacheEvent, EventType};
+use filter::Filter;
+use futures::StreamExt;
+use imbl::OrdMap;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use watchers::{Delivery, WatcherRegistry, WatcherShared};
+
+/// Page size of the initial list (kube-apiserver's storageWatchListPageSize).
+const INIT_PAGE: i64 = 10_000;
+/// Retained list snapshots for paging with continue tokens.
+const MAX_SNAPSHOTS: usize = 32;
+const SNAPSHOT_TTL: Duration = Duration::from_secs(300);
+
+pub type ObjectMap = OrdMap<String, Arc<RawObject>>;
+
+/// An O(1) view of the cache at one revision.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub objects: ObjectMap,
+    pub revision: i64,
+}
+
+struct State {
+    objects: ObjectMap,
+    revision: i64,
+    ring: VecDeque<Arc<CacheEvent>>,
+    /// Watches from a revision >= floor can be resumed from the ring.
+    floor: i64,
+    snapshots: VecDeque<(Instant, Snapshot)>,
+}
+
+pub struct WatchCache {
+    pub res: &'static ResourceInfo,
+    /// Absolute key prefix with a trailing `/`, e.g. `/registry/pods/`.
+    pub prefix: String,
+    store: DynStore,
+    state: RwLock<State>,
+    rev_tx: watch::Sender<i64>,
+    pub watchers: WatcherRegistry,
+    ready: AtomicBool,
+    history: usize,
+}
+
+/// Where a watch starts.
+pub enum WatchFrom {
+    /// Events after this revision.
+    Revision(i64),
+    /// Synthetic ADDED events for the current state, then live events.
+    InitialEvents,
+}
+
+pub struct WatchStart {
+    pub shared: Arc<WatcherShared>,
+    pub rx: mpsc::Receiver<Delivery>,
+    /// For `InitialEvents`: the state to send first.
+    pub initial: Option<Snapshot>,
+    /// Ring events to replay first (revision, frame).
+    pub replay: Vec<Delivery>,
+    /// The revision this watcher has seen up to.
+    pub start_revision: i64,
+}
+
+impl WatchCache {
+    pub fn new(res: &'static ResourceInfo, etcd_prefix: &str, store: DynStore, history: usize) -> Arc<Self> {
+        let prefix = format!("{}/{}/", etcd_prefix.trim_end_matches('/'), res.storage_prefix);
+        Arc::new(WatchCache {
+            res,
+            prefix,
+            store,
+            state: RwLock::new(State {
+                objects: OrdMap::new(),
+                revision: 0,
+                ring: VecDeque::new(),
+                floor: 0,
+                snapshots: VecDeque::new(),
+            }),
+            rev_tx: watch::channel(0).0,
+            watchers: WatcherRegistry::default(),
+            ready: AtomicBool::new(false),
+            history: history.max(16),
+        })
+    }
+
+    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.clone().feed())
+    }
+
+    pub fn revision(&self) -> i64 {
+        self.state.read().expect("cache lock").revision
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    pub fn len(&self) -> usize {
+        self.state.read().expect("cache lock").objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let st = self.state.read().expect("cache lock");
+        Snapshot { objects: st.objects.clone(), revision: st.revision }
+    }
+
+    pub fn get(&self, key: &str) -> Option<Arc<RawObject>> {
+        self.state.read().expect("cache lock").objects.get(key).cloned()
+    }
+
+    /// A snapshot at exactly `revision`, if the cache is there or retained one.
+    pub fn snapshot_at(&self, revision: i64) -> Option<Snapshot> {
+        let st = self.state.read().expect("cache lock");
+        if st.revision == revision {
+            return Some(Snapshot { objects: st.objects.clone(), revision });
+        }
+        st.snapshots.iter().find(|(_, s)| s.revision == revision).map(|(_, s)| s.clone())
+    }
+
+    /// Keeps `snap` for later pages of a list.
+    pub fn retain_snapshot(&self, snap: &Snapshot) {
+        let mut st = self.state.write().expect("cache lock");
+        let now = Instant::now();
+        st.snapshots.retain(|(t, s)| now.duration_since(*t) < SNAPSHOT_TTL && s.revision != snap.revision);
+        if st.snapshots.len() >= MAX_SNAPSHOTS {
+            st.snapshots.pop_front();
+        }
+        st.snapshots.push_back((now, snap.clone()));
+    }
+
+    /// Waits until the cache has reached `revision`; false on timeout.
+    pub async fn wait_for(&self, revision: i64, timeout: Duration) -> bool {
+        let mut rx = self.rev_tx.subscribe();
+        let reached = matches!(tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision)).await, Ok(Ok(_)));
+        reached
+    }
+
+    /// Waits until the cache is ready (initial state loaded and caught up).
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.is_ready() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    /// Makes sure the cache reflects the store at `target` (a revision read from the store).
+    ///
+    /// Events in flight are waited for briefly. A quiet prefix gets no events, so its revision
+    /// lags; then the store proves the prefix unchanged since the cache's revision: no key with
+    /// a newer mod_revision, and the same number of keys (so nothing was deleted either). We do
+    /// not rely on etcd progress requests, which etcd 3.4.23 can answer ahead of pending events.
+    pub async fn ensure_fresh(&self, target: i64, timeout: Duration) -> Result<bool, StoreError> {
+        let deadline = Instant::now() + timeout;
+        if self.wait_for(target, Duration::from_millis(20).min(timeout)).await {
+            return Ok(true);
+        }
+        loop {
+            let (rev, count) = {
+                let st = self.state.read().expect("cache lock");
+                (st.revision, st.objects.len() as i64)
+            };
+            if rev >= target {
+                return Ok(true);
+            }
+            if rev > 0 {
+                let changed = self.store.count(&self.prefix, target, rev + 1).await?;
+                if changed == 0 && self.store.count(&self.prefix, target, 0).await? == count {
+                    self.advance_to(target);
+                    return Ok(true);
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            if self.wait_for(target, (deadline - now).min(Duration::from_millis(100))).await {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Registers a watcher and returns what it must send first.
+    pub fn start_watch(&self, filter: Filter, from: WatchFrom) -> Result<WatchStart, ApiError> {
+        let st = self.state.read().expect("cache lock");
+        match from {
+            WatchFrom::Revision(n) => {
+                if n < st.floor {
+                    return Err(ApiError::gone(format!("too old resource version: {} ({})", n, st.floor)));
+                }
+                let (shared, rx) = self.watchers.register(filter);
+                let replay = ring_after(&st.ring, n, &shared.filter);
+                Ok(WatchStart { shared, rx, initial: None, replay, start_revision: n })
+            }
+            WatchFrom::InitialEvents => {
+                let snap = Snapshot { objects: st.objects.clone(), revision: st.revision };
+                let (shared, rx) = self.watchers.register(filter);
+                Ok(WatchStart { shared, rx, start_revision: snap.revision, initial: Some(snap), replay: Vec::new() })
+            }
+        }
+    }
+
+    /// Frames of ring events after `after` for `filter`; None if `after` fell out of the ring.
+    pub fn events_since(&self, after: i64, filter: &Filter) -> Option<Vec<Delivery>> {
+        let st = self.state.read().expect("cache lock");
+        (after >= st.floor).then(|| ring_after(&st.ring, after, filter))
+    }
+
+    pub fn subscribe_revision(&self) -> watch::Receiver<i64> {
+        self.rev_tx.subscribe()
+    }
+
+    fn advance_to(&self, revision: i64) {
+        let mut st = self.state.write().expect("cache lock");
+        if revision > st.revision {
+            st.revision = revision;
+            drop(st);
+            self.rev_tx.send_if_modified(|r| {
+                let changed = *r < revision;
+                *r = (*r).max(revision);
+                changed
+            });
+        }
+    }
+
+    /// Loads the prefix at a revision somewhat before the store's current one, so that the ring
+    /// is refilled from store history and clients can resume watches across a restart.
+    async fn initialize(&self) -> Result<(i64, i64), StoreError> {
+        let current = self.store.current_revision().await?;
+        let base = (current - self.history as i64).max(1);
+        let (objects, base) = match self.list_all(base).await {
+            Ok(m) => (m, base),
+            Err(StoreError::Compacted { .. }) | Err(StoreError::FutureRevision) => (self.list_all(current).await?, current),
+            Err(e) => return Err(e),
+        };
+        self.watchers.terminate_all();
+        {
+            let mut st = self.state.write().expect("cache lock");
+            st.objects = objects;
+            st.revision = base;
+            st.floor = base;
+            st.ring.clear();
+            st.snapshots.clear();
+        }
+        self.rev_tx.send_replace(base);
+        Ok((base, current))
+    }
+
+    async fn list_all(&self, revision: i64) -> Result<ObjectMap, StoreError> {
+        let mut objects = OrdMap::new();
+        let mut start: Option<String> = None;
+        loop {
+            let page = self.store.range(&self.prefix, start.as_deref(), INIT_PAGE, revision).await?;
+            for kv in &page.kvs {
+                match RawObject::from_kv(self.res, kv) {
+                    Ok(o) => {
+                        objects.insert(kv.key.clone(), Arc::new(o));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "skipping undecodable object"),
+                }
+            }
+            match (page.more, page.kvs.last()) {
+                (true, Some(last)) => start = Some(format!("{}\0", last.key)),
+                _ => return Ok(objects),
+            }
+        }
+    }
+
+    async fn feed(self: Arc<Self>) {
+        let mut resume: Option<i64> = None;
+        loop {
+            let from = match resume {
+                Some(r) => r,
+                None => match self.initialize().await {
+                    Ok((base, current)) => {
+                        self.ready.store(false, Ordering::SeqCst);
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            loop {
+                                match me.ensure_fresh(current, Duration::from_secs(5)).await {
+                                    Ok(true) => break,
+                                    Ok(false) => {}
+                                    Err(e) => tracing::warn!(resource = me.res.plural, error = %e, "cache freshness check failed"),
+                                }
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                            }
+                            me.ready.store(true, Ordering::SeqCst);
+                            tracing::debug!(resource = me.res.plural, "watch cache ready");
+                        });
+                        base
+                    }
+                    Err(e) => {
+                        tracing::warn!(resource = self.res.plural, error = %e, "watch cache initialisation failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                },
+            };
+            resume = Some(from);
+            let mut stream = match self.store.watch(&self.prefix, from + 1).await {
+                Ok(s) => s,
+                Err(StoreError::Compacted { .. }) => {
+                    resume = None;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(resource = self.res.plural, error = %e, "store watch failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            while let Some(msg) = stream.next().await {
+                match msg {
+                    Ok(WatchMessage::Events(events)) => {
+                        let applied = self.apply(events);
+                        self.watchers.dispatch(&applied);
+                        let rev = self.revision();
+                        self.rev_tx.send_replace(rev);
+                        resume = Some(rev);
+                    }
+                    Ok(WatchMessage::Progress(rev)) => {
+                        self.advance_to(rev);
+                        resume = Some(self.revision());
+                    }
+                    Err(StoreError::Compacted { .. }) => {
+                        tracing::warn!(resource = self.res.plural, "store history compacted under the cache; relisting");
+                        resume = None;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(resource = self.res.plural, error = %e, "store watch broke; resuming");
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Applies store events to the state and ring; returns them as cache events to dispatch.
+    fn apply(&self, events: Vec<StoreEvent>) -> Vec<Arc<CacheEvent>> {
+        // Decode outside the lock.
+        let decoded: Vec<(StoreEvent, Option<Arc<RawObject>>)> = events
+            .into_iter()
+            .map(|ev| {
+                let obj = match &ev {
+                    StoreEvent::Put { kv, .. } => match RawObject::from_kv(self.res, kv) {
+                        Ok(o) => Some(Arc::new(o)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "skipping undecodable object");
+                            None
+                        }
+                    },
+                    StoreEvent::Delete { .. } => None,
+                };
+                (ev, obj)
+            })
+            .collect();
+        let mut out = Vec::with_capacity(decoded.len());
+        let mut st = self.state.write().expect("cache lock");
+        for (ev, obj) in decoded {
+            let rev = ev.revision();
+            if rev <= st.revision {
+                continue;
+            }
+            st.revision = rev;
+            let cache_event = match (ev, obj) {
+                (StoreEvent::Put { kv, .. }, Some(obj)) => {
+                    let prev = st.objects.insert(kv.key, obj.clone());
+                    let etype = if prev.is_some() { EventType::Modified } else { EventType::Added };
+                    CacheEvent::new(etype, rev, obj, prev)
+                }
+                (StoreEvent::Put { kv, .. }, None) => match st.objects.remove(&kv.key) {
+                    Some(old) => deleted_event(self.res, &old, rev),
+                    None => continue,
+                },
+                (StoreEvent::Delete { key, .. }, _) => match st.objects.remove(&key) {
+                    Some(old) => deleted_event(self.res, &old, rev),
+                    None => continue,
+                },
+            };
+            let cache_event = Arc::new(cache_event);
+            st.ring.push_back(cache_event.clone());
+            while st.ring.len() > self.history {
+                if let Some(old) = st.ring.pop_front() {
+                    st.floor = old.revision;
+                }
+            }
+            out.push(cache_event);
+        }
+        out
+    }
+}
+
+fn deleted_event(res: &ResourceInfo, old: &Arc<RawObject>, rev: i64) -> CacheEvent {
+    let obj = old.with_revision(res, rev).map(Arc::new).unwrap_or_else(|_| old.clone());
+    CacheEvent::new(EventType::Deleted, rev, obj, None)
+}
+
+fn ring_after(ring: &VecDeque<Arc<CacheEvent>>, after: i64, filter: &Filter) -> Vec<Delivery> {
+    let start = ring.partition_point(|e| e.revision <= after);
+    ring.range(start..).filter_map(|e| e.frame_for(filter).map(|f| (e.revision, f))).collect()
+}
+
+/// Every resource's cache, keyed by (group, plural).
+pub struct Caches {
+    by_resource: std::collections::HashMap<(&'static str, &'static str), Arc<WatchCache>>,
+}
+
+impl Caches {
+    pub fn start(store: DynStore, etcd_prefix: &str, history: usize) -> Self {
+        let mut by_resource = std::collections::HashMap::new();
+        for res in crate::api::catalogue::all() {
+            let cache = WatchCache::new(res, etcd_prefix, store.clone(), history);
+            cache.start();
+            by_resource.insert((res.group, res.plural), cache);
+        }
+        Caches { by_resource }
+    }
+
+    pub fn get(&self, res: &ResourceInfo) -> Arc<WatchCache> {
+        self.by_resource.get(&(res.group, res.plural)).expect("every catalogue resource has a cache").clone()
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<WatchCache>> {
+        self.by_resource.values()
+    }
+}
+
+/// A BOOKMARK frame: an empty object of the watched kind carrying only the revision.
+pub fn bookmark_frame(res: &ResourceInfo, revision: i64, initial_events_end: bool) -> Bytes {
+    let annotations = if initial_events_end { r#","annotations":{"k8s.io/initial-events-end":"true"}"# } else { "" };
+    let json = format!(
+        r#"{{"kind":"{}","apiVersion":"{}","metadata":{{"resourceVersion":"{}","creationTimestamp":null{}}}}}"#,
+        res.kind,
+        res.api_version(),
+        revision,
+        annotations
+    );
+    event::frame("BOOKMARK", json.as_bytes())
+}

@@ -1,0 +1,3 @@
+//! What the apiserver itself does at start-up and in the background.
+
+pub mod namespaces;

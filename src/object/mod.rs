@@ -1,0 +1,6 @@
+//! Objects as kapi holds them: raw JSON plus the metadata the server needs, codecs, and
+//! validation.
+
+pub mod codec;
+pub mod raw;
+pub mod validation;

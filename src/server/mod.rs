@@ -1,0 +1,177 @@
+//! The listener side: TLS material, connection serving, routing and health.
+
+pub mod certs;
+pub mod health;
+pub mod router;
+
+use crate::api::handlers::{error_response, Api};
+use crate::api::status::ApiError;
+use crate::cache::Caches;
+use crate::config::Config;
+use crate::storage::embedded::EmbeddedStore;
+use crate::storage::etcd::{EtcdStore, EtcdTls};
+use crate::storage::DynStore;
+use anyhow::Context;
+use futures::FutureExt;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use router::Router;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// Raises the open-file limit (soft to hard): every watcher is a socket.
+pub fn raise_nofile_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let old = lim.rlim_cur;
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                tracing::info!(from = old, to = lim.rlim_max, "raised RLIMIT_NOFILE");
+            }
+        }
+    }
+}
+
+async fn open_store(cfg: &Config) -> anyhow::Result<DynStore> {
+    if cfg.etcd_servers.is_empty() {
+        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+        let path = cfg.data_dir.join("kapi.redb");
+        let store = EmbeddedStore::open(&path).map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
+        tracing::info!(path = %path.display(), "using the embedded store");
+        Ok(Arc::new(store))
+    } else {
+        let tls = (cfg.etcd_cafile.is_some() || cfg.etcd_certfile.is_some()).then(|| EtcdTls {
+            ca_file: cfg.etcd_cafile.clone(),
+            cert_file: cfg.etcd_certfile.clone(),
+            key_file: cfg.etcd_keyfile.clone(),
+        });
+        let store = EtcdStore::connect(&cfg.etcd_servers, tls)
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting to etcd {:?}: {e}", cfg.etcd_servers))?;
+        tracing::info!(endpoints = ?cfg.etcd_servers, "using etcd");
+        Ok(Arc::new(store))
+    }
+}
+
+/// Starts everything and serves until the process is stopped.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    raise_nofile_limit();
+    let store = open_store(&cfg).await?;
+    std::fs::create_dir_all(&cfg.data_dir)?;
+
+    let listener = TcpListener::bind(SocketAddr::new(cfg.bind_address, cfg.secure_port))
+        .await
+        .with_context(|| format!("binding {}:{}", cfg.bind_address, cfg.secure_port))?;
+    let local = listener.local_addr()?;
+    let advertised = SocketAddr::new(cfg.advertise_address.unwrap_or(local.ip()), local.port());
+    let host = match advertised.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    let server_url = format!("https://{host}:{}", advertised.port());
+
+    // TLS: operator-provided files, or a CA and certificates generated on first start.
+    let hosts = vec![advertised.ip().to_string(), local.ip().to_string()];
+    let generated = certs::ensure_self_signed(&cfg.data_dir.join("pki"), &hosts)?;
+    let (cert_pem, key_pem) = match (&cfg.tls_cert_file, &cfg.tls_private_key_file) {
+        (Some(c), Some(k)) => (std::fs::read_to_string(c)?, std::fs::read_to_string(k)?),
+        (None, None) => (generated.cert_pem.clone(), generated.key_pem.clone()),
+        _ => anyhow::bail!("--tls-cert-file and --tls-private-key-file go together"),
+    };
+    let client_ca = match &cfg.client_ca_file {
+        Some(p) => std::fs::read_to_string(p)?,
+        None => generated.ca_pem.clone(),
+    };
+    let tls = certs::server_config(&cert_pem, &key_pem, Some(&client_ca))?;
+    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    let kubeconfig = cfg.data_dir.join("admin.kubeconfig");
+    let serving_ca = if cfg.tls_cert_file.is_some() { None } else { Some(generated.ca_pem.as_str()) };
+    if let Some(ca) = serving_ca {
+        certs::write_kubeconfig(&kubeconfig, &server_url, ca, &generated.admin_cert_pem, &generated.admin_key_pem)?;
+    }
+
+    let caches = Caches::start(store.clone(), &cfg.etcd_prefix, cfg.watch_cache_history);
+    let api = Arc::new(Api {
+        store,
+        caches,
+        etcd_prefix: cfg.etcd_prefix.trim_end_matches('/').to_string(),
+        namespace_deleted: Arc::new(tokio::sync::Notify::new()),
+        min_request_timeout: cfg.min_request_timeout,
+    });
+    loop {
+        match crate::controllers::namespaces::ensure_system_namespaces(&api).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create system namespaces yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    tokio::spawn(crate::controllers::namespaces::run_finalizer(api.clone()));
+
+    let router = Arc::new(Router { api, server_address: format!("{host}:{}", advertised.port()) });
+    tracing::info!(url = %server_url, kubeconfig = %kubeconfig.display(), "kapi is serving");
+    println!("kapi: serving on {server_url} (kubeconfig: {})", kubeconfig.display());
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => {
+                tracing::info!("shutting down");
+                return Ok(());
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let service = service_fn(move |req| {
+                let router = router.clone();
+                async move {
+                    let resp = AssertUnwindSafe(router.route(req)).catch_unwind().await.unwrap_or_else(|_| {
+                        tracing::error!("handler panicked");
+                        error_response(&ApiError::internal("the server panicked while handling the request"))
+                    });
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

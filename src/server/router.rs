@@ -1,0 +1,109 @@
+//! Routing: health, version, discovery, then resource requests; anything else is a plain 404.
+
+use super::health;
+use crate::api::discovery::{self, DiscoveryFormat};
+use crate::api::handlers::{self, error_response, json_response, text_response, Api, Resp};
+use crate::api::request::{parse_resource_path, PathKind};
+use crate::api::status::ApiError;
+use crate::object::codec::MAX_BODY_BYTES;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+pub struct Router {
+    pub api: std::sync::Arc<Api>,
+    /// host:port clients reach us at (for `/api`'s serverAddressByClientCIDRs).
+    pub server_address: String,
+}
+
+impl Router {
+    pub async fn route(&self, req: Request<Incoming>) -> Resp {
+        let mut resp = self.route_inner(req).await;
+        resp.headers_mut()
+            .entry(http::header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-cache, private"));
+        resp
+    }
+
+    async fn route_inner(&self, req: Request<Incoming>) -> Resp {
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().map(str::to_string);
+        let method = req.method().clone();
+        let is_get = method == Method::GET || method == Method::HEAD;
+        match path.trim_end_matches('/') {
+            "/healthz" | "/livez" | "/readyz" => return health::serve(&self.api, &path, query.as_deref()).await,
+            p if p.starts_with("/healthz/") || p.starts_with("/livez/") || p.starts_with("/readyz/") => {
+                return health::serve(&self.api, p, query.as_deref()).await
+            }
+            "/version" if is_get => return json_response(200, discovery::version_info()),
+            "/api" if is_get => return self.discovery_root(&req, true),
+            "/apis" if is_get => return self.discovery_root(&req, false),
+            "/api/v1" if is_get => {
+                return json_response(200, discovery::api_resource_list("", "v1").expect("core/v1 is served"))
+            }
+            _ => {}
+        }
+        if is_get {
+            let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+            match parts.as_slice() {
+                ["apis", g] => {
+                    if let Some(body) = discovery::api_group(g) {
+                        return json_response(200, body);
+                    }
+                }
+                ["apis", g, v] => {
+                    if let Some(body) = discovery::api_resource_list(g, v) {
+                        return json_response(200, body);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let rp = match parse_resource_path(&path) {
+            PathKind::Resource(rp) => rp,
+            PathKind::UnknownResource => return error_response(&ApiError::resource_not_found()),
+            PathKind::NotFound => return text_response(404, "404 page not found\n"),
+        };
+        let (parts, body) = req.into_parts();
+        if let Some(len) = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) {
+            if len > MAX_BODY_BYTES {
+                return error_response(&ApiError::too_large_body(MAX_BODY_BYTES));
+            }
+        }
+        let body: Bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                return error_response(&ApiError::too_large_body(MAX_BODY_BYTES))
+            }
+            Err(e) => return error_response(&ApiError::bad_request(format!("error reading request body: {e}"))),
+        };
+        handlers::handle(&self.api, &method, rp, query.as_deref(), &parts.headers, body).await
+    }
+
+    fn discovery_root(&self, req: &Request<Incoming>, core: bool) -> Resp {
+        let accept = req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
+        match discovery::negotiate(accept) {
+            DiscoveryFormat::Aggregated => {
+                let body = discovery::aggregated(core);
+                let etag = discovery::aggregated_etag(&body);
+                let not_modified = req
+                    .headers()
+                    .get(http::header::IF_NONE_MATCH)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v == etag);
+                let mut resp = if not_modified { json_response(304, Bytes::new()) } else { json_response(200, body) };
+                let h = resp.headers_mut();
+                h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(discovery::AGGREGATED_CONTENT_TYPE));
+                if let Ok(v) = HeaderValue::from_str(&etag) {
+                    h.insert(http::header::ETAG, v);
+                }
+                h.insert(http::header::VARY, HeaderValue::from_static("Accept"));
+                h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("public"));
+                resp
+            }
+            DiscoveryFormat::Legacy if core => json_response(200, discovery::api_versions(&self.server_address)),
+            DiscoveryFormat::Legacy => json_response(200, discovery::api_group_list()),
+        }
+    }
+}

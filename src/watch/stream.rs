@@ -1,0 +1,208 @@
+//! A watch response body. It sends the initial state or the replayed ring first, then frames
+//! from the watcher's queue. hyper polls it for as many frames as it can buffer, so ready frames
+//! leave in one vectored write. A stalled watcher (its queue overflowed) resumes from the ring
+//! once it has drained its queue, or ends if the ring has moved past it.
+
+use crate::cache::event::frame;
+use crate::cache::watchers::{Delivery, WatcherShared};
+use crate::cache::{bookmark_frame, Snapshot, WatchCache, WatchStart};
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::ops::Bound;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, Sleep};
+
+/// How often an idle watcher that allows bookmarks gets one (kube-apiserver: ~1 min).
+pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
+
+pub struct WatchOptions {
+    pub timeout: Duration,
+    pub bookmarks: bool,
+    /// Send the `k8s.io/initial-events-end` bookmark after the initial events.
+    pub initial_events_end: bool,
+}
+
+struct Initial {
+    snapshot: Snapshot,
+    /// Range of keys to walk, and the last key sent.
+    start: String,
+    end: Option<Vec<u8>>,
+    last: Option<String>,
+}
+
+pub struct WatchBody {
+    cache: Arc<WatchCache>,
+    shared: Arc<WatcherShared>,
+    rx: mpsc::Receiver<Delivery>,
+    last_rv: i64,
+    pending: VecDeque<Delivery>,
+    initial: Option<Initial>,
+    initial_end: Option<i64>,
+    deadline: Pin<Box<Sleep>>,
+    bookmarks: bool,
+    bookmark_at: Pin<Box<Sleep>>,
+    revisions: watch::Receiver<i64>,
+    last_bookmark: i64,
+    done: bool,
+}
+
+impl WatchBody {
+    pub fn new(cache: Arc<WatchCache>, start: WatchStart, key_range: (String, Option<Vec<u8>>), opts: WatchOptions) -> Self {
+        let revisions = cache.subscribe_revision();
+        let now = Instant::now();
+        let initial_end = (opts.initial_events_end && opts.bookmarks).then_some(start.start_revision);
+        WatchBody {
+            shared: start.shared,
+            rx: start.rx,
+            last_rv: start.start_revision,
+            pending: start.replay.into(),
+            initial: start.initial.map(|snapshot| Initial { snapshot, start: key_range.0, end: key_range.1, last: None }),
+            initial_end,
+            deadline: Box::pin(tokio::time::sleep_until(now + opts.timeout)),
+            bookmarks: opts.bookmarks,
+            bookmark_at: Box::pin(tokio::time::sleep_until(now + BOOKMARK_INTERVAL.min(opts.timeout))),
+            revisions,
+            last_bookmark: 0,
+            done: false,
+            cache,
+        }
+    }
+
+    /// An already-failed watch: a single ERROR event, then the end.
+    pub fn error(status_json: &[u8]) -> ErrorBody {
+        ErrorBody(Some(frame("ERROR", status_json)))
+    }
+
+    fn next_initial(&mut self) -> Option<Bytes> {
+        let init = self.initial.as_mut()?;
+        let lower = match &init.last {
+            Some(k) => Bound::Excluded(k.as_str()),
+            None => Bound::Included(init.start.as_str()),
+        };
+        let mut found = None;
+        for (k, obj) in init.snapshot.objects.range::<_, str>((lower, Bound::Unbounded)) {
+            if let Some(end) = &init.end {
+                if k.as_bytes() >= end.as_slice() {
+                    break;
+                }
+            }
+            init.last = Some(k.clone());
+            if self.shared.filter.matches(obj) {
+                found = Some(frame("ADDED", obj.json()));
+                break;
+            }
+        }
+        if found.is_none() {
+            self.initial = None;
+            if let Some(rev) = self.initial_end.take() {
+                self.last_bookmark = rev;
+                return Some(bookmark_frame(self.cache.res, rev, true));
+            }
+        }
+        found
+    }
+}
+
+impl Drop for WatchBody {
+    fn drop(&mut self) {
+        self.cache.watchers.remove(self.shared.id);
+    }
+}
+
+impl Body for WatchBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            if this.initial.is_some() {
+                if let Some(b) = this.next_initial() {
+                    return Poll::Ready(Some(Ok(Frame::data(b))));
+                }
+                continue;
+            }
+            if let Some((rev, f)) = this.pending.pop_front() {
+                if rev <= this.last_rv {
+                    continue;
+                }
+                this.last_rv = rev;
+                return Poll::Ready(Some(Ok(Frame::data(f))));
+            }
+            if this.deadline.as_mut().poll(cx).is_ready() {
+                this.done = true;
+                return Poll::Ready(None);
+            }
+            // Read the published revision before polling the queue: every event up to it has
+            // been queued already, so if the queue is empty a bookmark at it is safe.
+            let published = *this.revisions.borrow();
+            match this.rx.poll_recv(cx) {
+                Poll::Ready(Some((rev, f))) => {
+                    if rev <= this.last_rv {
+                        continue;
+                    }
+                    this.last_rv = rev;
+                    return Poll::Ready(Some(Ok(Frame::data(f))));
+                }
+                Poll::Ready(None) => {
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => {}
+            }
+            if this.shared.stalled.load(Ordering::SeqCst) {
+                // Drained: resume from the ring, or end if it has moved past us.
+                this.shared.stalled.store(false, Ordering::SeqCst);
+                match this.cache.events_since(this.last_rv, &this.shared.filter) {
+                    Some(frames) => {
+                        this.pending.extend(frames);
+                        continue;
+                    }
+                    None => {
+                        tracing::info!(resource = this.cache.res.plural, "watcher fell out of the history ring; closing it");
+                        this.done = true;
+                        return Poll::Ready(None);
+                    }
+                }
+            }
+            if this.bookmarks && this.bookmark_at.as_mut().poll(cx).is_ready() {
+                let next = Instant::now() + BOOKMARK_INTERVAL;
+                this.bookmark_at.as_mut().reset(next);
+                let rev = published.max(this.last_rv);
+                if rev > this.last_bookmark {
+                    this.last_bookmark = rev;
+                    return Poll::Ready(Some(Ok(Frame::data(bookmark_frame(this.cache.res, rev, false)))));
+                }
+                continue;
+            }
+            return Poll::Pending;
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+/// The body of a watch that failed after its response started: one ERROR event.
+pub struct ErrorBody(Option<Bytes>);
+
+impl Body for ErrorBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.take().map(|b| Ok(Frame::data(b))))
+    }
+}

@@ -1,0 +1,5 @@
+//! Shared helpers for integration tests. Each test binary uses only part of it.
+#![allow(dead_code)]
+
+pub mod etcd;
+pub mod kapi;
