@@ -8,7 +8,7 @@ use crate::api::status::ApiError;
 use crate::object::codec::MAX_BODY_BYTES;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 pub struct Router {
@@ -66,17 +66,9 @@ impl Router {
             PathKind::NotFound => return text_response(404, "404 page not found\n"),
         };
         let (parts, body) = req.into_parts();
-        if let Some(len) = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) {
-            if len > MAX_BODY_BYTES {
-                return error_response(&ApiError::too_large_body(MAX_BODY_BYTES));
-            }
-        }
-        let body: Bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-                return error_response(&ApiError::too_large_body(MAX_BODY_BYTES))
-            }
-            Err(e) => return error_response(&ApiError::bad_request(format!("error reading request body: {e}"))),
+        let body = match read_body(body).await {
+            Ok(b) => b,
+            Err(e) => return error_response(&e),
         };
         handlers::handle(&self.api, &method, rp, query.as_deref(), &parts.headers, body).await
     }
@@ -106,4 +98,33 @@ impl Router {
             DiscoveryFormat::Legacy => json_response(200, discovery::api_group_list()),
         }
     }
+}
+
+/// Reads a request body up to kube-apiserver's 3 MiB limit. An oversized body is drained (up to
+/// a bound) before the 413 goes out, so the client reads the answer instead of a broken pipe.
+async fn read_body(mut body: Incoming) -> Result<Bytes, ApiError> {
+    const DRAIN_LIMIT: usize = 16 * MAX_BODY_BYTES;
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(f))) => f,
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(ApiError::bad_request(format!("error reading request body: {e}"))),
+            Err(_) => return Err(ApiError::bad_request("timed out reading the request body")),
+        };
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= MAX_BODY_BYTES {
+                buf.extend_from_slice(&data);
+            } else if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(ApiError::too_large_body(MAX_BODY_BYTES));
+    }
+    Ok(Bytes::from(buf))
 }

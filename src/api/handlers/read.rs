@@ -67,16 +67,37 @@ pub fn filter_for(res: &'static ResourceInfo, namespace: Option<&str>, q: &Query
     Ok(Filter::new(res, namespace.filter(|_| res.namespaced).map(str::to_string), labels, fields))
 }
 
-/// The list-options checks kube-apiserver answers with 422.
+/// The list-options checks kube-apiserver answers with 422 (watches have their own rules).
 pub fn validate_list_options(q: &Query, is_watch: bool) -> Result<(), ApiError> {
     let kind = "ListOptions";
+    let forbidden = |field: &str, msg: &str| ApiError::invalid_options(kind, field, "FieldValueForbidden", &format!("Forbidden: {msg}"));
     let rv = q.resource_version.as_deref().unwrap_or("");
-    if let Some(m) = q.resource_version_match.as_deref() {
+    let rvm = q.resource_version_match.as_deref();
+    if is_watch {
+        if q.send_initial_events.is_some() && rvm != Some("NotOlderThan") {
+            return Err(forbidden("resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"));
+        }
+        if let Some(m) = rvm {
+            if q.send_initial_events.is_none() {
+                return Err(forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"));
+            }
+            if m != "NotOlderThan" {
+                return Err(ApiError::invalid_options(
+                    kind,
+                    "resourceVersionMatch",
+                    "FieldValueNotSupported",
+                    &format!("Unsupported value: \"{m}\": supported values: \"NotOlderThan\""),
+                ));
+            }
+        }
+        return Ok(());
+    }
+    if let Some(m) = rvm {
         if rv.is_empty() {
-            return Err(ApiError::invalid_options(kind, "resourceVersionMatch", "FieldValueForbidden", "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"));
+            return Err(forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden unless resourceVersion is provided"));
         }
         if q.continue_token.is_some() {
-            return Err(ApiError::invalid_options(kind, "resourceVersionMatch", "FieldValueForbidden", "Forbidden: resourceVersionMatch is forbidden when continue is provided"));
+            return Err(forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided"));
         }
         if m != "Exact" && m != "NotOlderThan" {
             return Err(ApiError::invalid_options(
@@ -87,19 +108,11 @@ pub fn validate_list_options(q: &Query, is_watch: bool) -> Result<(), ApiError> 
             ));
         }
         if m == "Exact" && rv == "0" {
-            return Err(ApiError::invalid_options(kind, "resourceVersionMatch", "FieldValueForbidden", "Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""));
-        }
-        if is_watch && !(q.send_initial_events == Some(true) && m == "NotOlderThan") {
-            return Err(ApiError::invalid_options(kind, "resourceVersionMatch", "FieldValueForbidden", "Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"));
+            return Err(forbidden("resourceVersionMatch", "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""));
         }
     }
     if q.send_initial_events.is_some() {
-        if !is_watch {
-            return Err(ApiError::invalid_options(kind, "sendInitialEvents", "FieldValueForbidden", "Forbidden: sendInitialEvents is forbidden for list"));
-        }
-        if q.resource_version_match.as_deref() != Some("NotOlderThan") {
-            return Err(ApiError::invalid_options(kind, "resourceVersionMatch", "FieldValueForbidden", "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"));
-        }
+        return Err(forbidden("sendInitialEvents", "sendInitialEvents is forbidden for list"));
     }
     Ok(())
 }
