@@ -5,7 +5,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug, Clone)]
-#[command(name = "kapi", version, about = "A Kubernetes API server built around a revision-indexed watch cache")]
+#[command(
+    name = "kapi",
+    version,
+    about = "A Kubernetes API server built around a revision-indexed watch cache"
+)]
 pub struct Config {
     /// Address to serve HTTPS on.
     #[arg(long = "bind-address", default_value = "127.0.0.1")]

@@ -73,26 +73,51 @@ impl ResourceInfo {
         format!("{}List", self.kind)
     }
     pub fn field(&self, name: &str) -> Option<&'static SelectableField> {
-        let name = if name == "spec.host" && self.plural == "pods" { "spec.nodeName" } else { name };
+        let name = if name == "spec.host" && self.plural == "pods" {
+            "spec.nodeName"
+        } else {
+            name
+        };
         self.fields.iter().find(|f| f.name == name)
     }
 }
 
-const fn f(name: &'static str, path: &'static [&'static str], default: &'static str) -> SelectableField {
-    SelectableField { name, path, default }
+const fn f(
+    name: &'static str,
+    path: &'static [&'static str],
+    default: &'static str,
+) -> SelectableField {
+    SelectableField {
+        name,
+        path,
+        default,
+    }
 }
 
 const POD_FIELDS: &[SelectableField] = &[
     f("spec.nodeName", &["spec", "nodeName"], ""),
     f("spec.restartPolicy", &["spec", "restartPolicy"], "Always"),
-    f("spec.schedulerName", &["spec", "schedulerName"], "default-scheduler"),
-    f("spec.serviceAccountName", &["spec", "serviceAccountName"], "default"),
+    f(
+        "spec.schedulerName",
+        &["spec", "schedulerName"],
+        "default-scheduler",
+    ),
+    f(
+        "spec.serviceAccountName",
+        &["spec", "serviceAccountName"],
+        "default",
+    ),
     f("spec.hostNetwork", &["spec", "hostNetwork"], "false"),
     f("status.phase", &["status", "phase"], "Pending"),
     f("status.podIP", &["status", "podIP"], ""),
-    f("status.nominatedNodeName", &["status", "nominatedNodeName"], ""),
+    f(
+        "status.nominatedNodeName",
+        &["status", "nominatedNodeName"],
+        "",
+    ),
 ];
-const NODE_FIELDS: &[SelectableField] = &[f("spec.unschedulable", &["spec", "unschedulable"], "false")];
+const NODE_FIELDS: &[SelectableField] =
+    &[f("spec.unschedulable", &["spec", "unschedulable"], "false")];
 const NAMESPACE_FIELDS: &[SelectableField] = &[f("status.phase", &["status", "phase"], "Active")];
 const SECRET_FIELDS: &[SelectableField] = &[f("type", &["type"], "Opaque")];
 const SERVICE_FIELDS: &[SelectableField] = &[
@@ -102,12 +127,28 @@ const SERVICE_FIELDS: &[SelectableField] = &[
 const RC_FIELDS: &[SelectableField] = &[f("status.replicas", &["status", "replicas"], "0")];
 const EVENT_FIELDS: &[SelectableField] = &[
     f("involvedObject.kind", &["involvedObject", "kind"], ""),
-    f("involvedObject.namespace", &["involvedObject", "namespace"], ""),
+    f(
+        "involvedObject.namespace",
+        &["involvedObject", "namespace"],
+        "",
+    ),
     f("involvedObject.name", &["involvedObject", "name"], ""),
     f("involvedObject.uid", &["involvedObject", "uid"], ""),
-    f("involvedObject.apiVersion", &["involvedObject", "apiVersion"], ""),
-    f("involvedObject.resourceVersion", &["involvedObject", "resourceVersion"], ""),
-    f("involvedObject.fieldPath", &["involvedObject", "fieldPath"], ""),
+    f(
+        "involvedObject.apiVersion",
+        &["involvedObject", "apiVersion"],
+        "",
+    ),
+    f(
+        "involvedObject.resourceVersion",
+        &["involvedObject", "resourceVersion"],
+        "",
+    ),
+    f(
+        "involvedObject.fieldPath",
+        &["involvedObject", "fieldPath"],
+        "",
+    ),
     f("reason", &["reason"], ""),
     f("reportingComponent", &["reportingComponent"], ""),
     f("source", &["source", "component"], ""),
@@ -150,39 +191,424 @@ const ALL: &[&str] = &["all"];
 fn build() -> Vec<ResourceInfo> {
     use NameRule::*;
     let mut v = vec![
-        ResourceInfo { names: Label, fields: NAMESPACE_FIELDS, ..r("", "namespaces", "namespace", "Namespace", false, &["ns"], "namespaces", true, false) },
-        ResourceInfo { fields: POD_FIELDS, categories: ALL, return_deleted_object: true, ..r("", "pods", "pod", "Pod", true, &["po"], "pods", true, true) },
-        ResourceInfo { names: Label1035, fields: SERVICE_FIELDS, categories: ALL, create_on_update: true, ..r("", "services", "service", "Service", true, &["svc"], "services/specs", true, false) },
-        ResourceInfo { create_on_update: true, ..r("", "endpoints", "endpoints", "Endpoints", true, &["ep"], "services/endpoints", false, false) },
-        r("", "configmaps", "configmap", "ConfigMap", true, &["cm"], "configmaps", false, false),
-        ResourceInfo { fields: SECRET_FIELDS, ..r("", "secrets", "secret", "Secret", true, &[], "secrets", false, false) },
-        ResourceInfo { return_deleted_object: true, ..r("", "serviceaccounts", "serviceaccount", "ServiceAccount", true, &["sa"], "serviceaccounts", false, false) },
-        ResourceInfo { fields: NODE_FIELDS, create_on_update: true, ..r("", "nodes", "node", "Node", false, &["no"], "minions", true, false) },
-        ResourceInfo { fields: EVENT_FIELDS, create_on_update: true, ..r("", "events", "event", "Event", true, &["ev"], "events", false, false) },
-        r("", "persistentvolumes", "persistentvolume", "PersistentVolume", false, &["pv"], "persistentvolumes", true, false),
-        r("", "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", true, &["pvc"], "persistentvolumeclaims", true, false),
-        ResourceInfo { fields: RC_FIELDS, categories: ALL, ..r("", "replicationcontrollers", "replicationcontroller", "ReplicationController", true, &["rc"], "controllers", true, true) },
-        ResourceInfo { create_on_update: true, ..r("", "limitranges", "limitrange", "LimitRange", true, &["limits"], "limitranges", false, false) },
-        r("", "resourcequotas", "resourcequota", "ResourceQuota", true, &["quota"], "resourcequotas", true, false),
-        ResourceInfo { categories: ALL, ..r("apps", "deployments", "deployment", "Deployment", true, &["deploy"], "deployments", true, true) },
-        ResourceInfo { categories: ALL, ..r("apps", "replicasets", "replicaset", "ReplicaSet", true, &["rs"], "replicasets", true, true) },
-        ResourceInfo { categories: ALL, ..r("apps", "statefulsets", "statefulset", "StatefulSet", true, &["sts"], "statefulsets", true, true) },
-        ResourceInfo { categories: ALL, ..r("apps", "daemonsets", "daemonset", "DaemonSet", true, &["ds"], "daemonsets", true, true) },
-        r("apps", "controllerrevisions", "controllerrevision", "ControllerRevision", true, &[], "controllerrevisions", false, false),
-        ResourceInfo { categories: ALL, ..r("batch", "jobs", "job", "Job", true, &[], "jobs", true, true) },
-        ResourceInfo { categories: ALL, ..r("batch", "cronjobs", "cronjob", "CronJob", true, &["cj"], "cronjobs", true, true) },
-        r("coordination.k8s.io", "leases", "lease", "Lease", true, &[], "leases", false, false),
-        ResourceInfo { names: PathSegment, ..r("rbac.authorization.k8s.io", "roles", "role", "Role", true, &[], "roles", false, false) },
-        ResourceInfo { names: PathSegment, ..r("rbac.authorization.k8s.io", "rolebindings", "rolebinding", "RoleBinding", true, &[], "rolebindings", false, false) },
-        ResourceInfo { names: PathSegment, ..r("rbac.authorization.k8s.io", "clusterroles", "clusterrole", "ClusterRole", false, &[], "clusterroles", false, false) },
-        ResourceInfo { names: PathSegment, ..r("rbac.authorization.k8s.io", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", false, &[], "clusterrolebindings", false, false) },
-        r("discovery.k8s.io", "endpointslices", "endpointslice", "EndpointSlice", true, &[], "endpointslices", false, false),
-        r("networking.k8s.io", "ingresses", "ingress", "Ingress", true, &["ing"], "ingress", true, true),
-        r("networking.k8s.io", "networkpolicies", "networkpolicy", "NetworkPolicy", true, &["netpol"], "networkpolicies", false, true),
-        r("networking.k8s.io", "ingressclasses", "ingressclass", "IngressClass", false, &[], "ingressclasses", false, false),
-        r("policy", "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", true, &["pdb"], "poddisruptionbudgets", true, true),
-        ResourceInfo { return_deleted_object: true, ..r("storage.k8s.io", "storageclasses", "storageclass", "StorageClass", false, &["sc"], "storageclasses", false, false) },
-        ResourceInfo { return_deleted_object: true, ..r("scheduling.k8s.io", "priorityclasses", "priorityclass", "PriorityClass", false, &["pc"], "priorityclasses", false, false) },
+        ResourceInfo {
+            names: Label,
+            fields: NAMESPACE_FIELDS,
+            ..r(
+                "",
+                "namespaces",
+                "namespace",
+                "Namespace",
+                false,
+                &["ns"],
+                "namespaces",
+                true,
+                false,
+            )
+        },
+        ResourceInfo {
+            fields: POD_FIELDS,
+            categories: ALL,
+            return_deleted_object: true,
+            ..r("", "pods", "pod", "Pod", true, &["po"], "pods", true, true)
+        },
+        ResourceInfo {
+            names: Label1035,
+            fields: SERVICE_FIELDS,
+            categories: ALL,
+            create_on_update: true,
+            ..r(
+                "",
+                "services",
+                "service",
+                "Service",
+                true,
+                &["svc"],
+                "services/specs",
+                true,
+                false,
+            )
+        },
+        ResourceInfo {
+            create_on_update: true,
+            ..r(
+                "",
+                "endpoints",
+                "endpoints",
+                "Endpoints",
+                true,
+                &["ep"],
+                "services/endpoints",
+                false,
+                false,
+            )
+        },
+        r(
+            "",
+            "configmaps",
+            "configmap",
+            "ConfigMap",
+            true,
+            &["cm"],
+            "configmaps",
+            false,
+            false,
+        ),
+        ResourceInfo {
+            fields: SECRET_FIELDS,
+            ..r(
+                "",
+                "secrets",
+                "secret",
+                "Secret",
+                true,
+                &[],
+                "secrets",
+                false,
+                false,
+            )
+        },
+        ResourceInfo {
+            return_deleted_object: true,
+            ..r(
+                "",
+                "serviceaccounts",
+                "serviceaccount",
+                "ServiceAccount",
+                true,
+                &["sa"],
+                "serviceaccounts",
+                false,
+                false,
+            )
+        },
+        ResourceInfo {
+            fields: NODE_FIELDS,
+            create_on_update: true,
+            ..r(
+                "",
+                "nodes",
+                "node",
+                "Node",
+                false,
+                &["no"],
+                "minions",
+                true,
+                false,
+            )
+        },
+        ResourceInfo {
+            fields: EVENT_FIELDS,
+            create_on_update: true,
+            ..r(
+                "",
+                "events",
+                "event",
+                "Event",
+                true,
+                &["ev"],
+                "events",
+                false,
+                false,
+            )
+        },
+        r(
+            "",
+            "persistentvolumes",
+            "persistentvolume",
+            "PersistentVolume",
+            false,
+            &["pv"],
+            "persistentvolumes",
+            true,
+            false,
+        ),
+        r(
+            "",
+            "persistentvolumeclaims",
+            "persistentvolumeclaim",
+            "PersistentVolumeClaim",
+            true,
+            &["pvc"],
+            "persistentvolumeclaims",
+            true,
+            false,
+        ),
+        ResourceInfo {
+            fields: RC_FIELDS,
+            categories: ALL,
+            ..r(
+                "",
+                "replicationcontrollers",
+                "replicationcontroller",
+                "ReplicationController",
+                true,
+                &["rc"],
+                "controllers",
+                true,
+                true,
+            )
+        },
+        ResourceInfo {
+            create_on_update: true,
+            ..r(
+                "",
+                "limitranges",
+                "limitrange",
+                "LimitRange",
+                true,
+                &["limits"],
+                "limitranges",
+                false,
+                false,
+            )
+        },
+        r(
+            "",
+            "resourcequotas",
+            "resourcequota",
+            "ResourceQuota",
+            true,
+            &["quota"],
+            "resourcequotas",
+            true,
+            false,
+        ),
+        ResourceInfo {
+            categories: ALL,
+            ..r(
+                "apps",
+                "deployments",
+                "deployment",
+                "Deployment",
+                true,
+                &["deploy"],
+                "deployments",
+                true,
+                true,
+            )
+        },
+        ResourceInfo {
+            categories: ALL,
+            ..r(
+                "apps",
+                "replicasets",
+                "replicaset",
+                "ReplicaSet",
+                true,
+                &["rs"],
+                "replicasets",
+                true,
+                true,
+            )
+        },
+        ResourceInfo {
+            categories: ALL,
+            ..r(
+                "apps",
+                "statefulsets",
+                "statefulset",
+                "StatefulSet",
+                true,
+                &["sts"],
+                "statefulsets",
+                true,
+                true,
+            )
+        },
+        ResourceInfo {
+            categories: ALL,
+            ..r(
+                "apps",
+                "daemonsets",
+                "daemonset",
+                "DaemonSet",
+                true,
+                &["ds"],
+                "daemonsets",
+                true,
+                true,
+            )
+        },
+        r(
+            "apps",
+            "controllerrevisions",
+            "controllerrevision",
+            "ControllerRevision",
+            true,
+            &[],
+            "controllerrevisions",
+            false,
+            false,
+        ),
+        ResourceInfo {
+            categories: ALL,
+            ..r("batch", "jobs", "job", "Job", true, &[], "jobs", true, true)
+        },
+        ResourceInfo {
+            categories: ALL,
+            ..r(
+                "batch",
+                "cronjobs",
+                "cronjob",
+                "CronJob",
+                true,
+                &["cj"],
+                "cronjobs",
+                true,
+                true,
+            )
+        },
+        r(
+            "coordination.k8s.io",
+            "leases",
+            "lease",
+            "Lease",
+            true,
+            &[],
+            "leases",
+            false,
+            false,
+        ),
+        ResourceInfo {
+            names: PathSegment,
+            ..r(
+                "rbac.authorization.k8s.io",
+                "roles",
+                "role",
+                "Role",
+                true,
+                &[],
+                "roles",
+                false,
+                false,
+            )
+        },
+        ResourceInfo {
+            names: PathSegment,
+            ..r(
+                "rbac.authorization.k8s.io",
+                "rolebindings",
+                "rolebinding",
+                "RoleBinding",
+                true,
+                &[],
+                "rolebindings",
+                false,
+                false,
+            )
+        },
+        ResourceInfo {
+            names: PathSegment,
+            ..r(
+                "rbac.authorization.k8s.io",
+                "clusterroles",
+                "clusterrole",
+                "ClusterRole",
+                false,
+                &[],
+                "clusterroles",
+                false,
+                false,
+            )
+        },
+        ResourceInfo {
+            names: PathSegment,
+            ..r(
+                "rbac.authorization.k8s.io",
+                "clusterrolebindings",
+                "clusterrolebinding",
+                "ClusterRoleBinding",
+                false,
+                &[],
+                "clusterrolebindings",
+                false,
+                false,
+            )
+        },
+        r(
+            "discovery.k8s.io",
+            "endpointslices",
+            "endpointslice",
+            "EndpointSlice",
+            true,
+            &[],
+            "endpointslices",
+            false,
+            false,
+        ),
+        r(
+            "networking.k8s.io",
+            "ingresses",
+            "ingress",
+            "Ingress",
+            true,
+            &["ing"],
+            "ingress",
+            true,
+            true,
+        ),
+        r(
+            "networking.k8s.io",
+            "networkpolicies",
+            "networkpolicy",
+            "NetworkPolicy",
+            true,
+            &["netpol"],
+            "networkpolicies",
+            false,
+            true,
+        ),
+        r(
+            "networking.k8s.io",
+            "ingressclasses",
+            "ingressclass",
+            "IngressClass",
+            false,
+            &[],
+            "ingressclasses",
+            false,
+            false,
+        ),
+        r(
+            "policy",
+            "poddisruptionbudgets",
+            "poddisruptionbudget",
+            "PodDisruptionBudget",
+            true,
+            &["pdb"],
+            "poddisruptionbudgets",
+            true,
+            true,
+        ),
+        ResourceInfo {
+            return_deleted_object: true,
+            ..r(
+                "storage.k8s.io",
+                "storageclasses",
+                "storageclass",
+                "StorageClass",
+                false,
+                &["sc"],
+                "storageclasses",
+                false,
+                false,
+            )
+        },
+        ResourceInfo {
+            return_deleted_object: true,
+            ..r(
+                "scheduling.k8s.io",
+                "priorityclasses",
+                "priorityclass",
+                "PriorityClass",
+                false,
+                &["pc"],
+                "priorityclasses",
+                false,
+                false,
+            )
+        },
     ];
     v.shrink_to_fit();
     v
@@ -201,7 +627,16 @@ pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static Resou
         all()
             .iter()
             .enumerate()
-            .map(|(i, r)| ((r.group.to_string(), r.version.to_string(), r.plural.to_string()), i))
+            .map(|(i, r)| {
+                (
+                    (
+                        r.group.to_string(),
+                        r.version.to_string(),
+                        r.plural.to_string(),
+                    ),
+                    i,
+                )
+            })
             .collect()
     });
     index
@@ -228,10 +663,20 @@ mod tests {
     fn lookup_finds_every_resource_and_prefixes_are_unique() {
         let mut prefixes = std::collections::HashSet::new();
         for r in all() {
-            assert!(std::ptr::eq(lookup(r.group, r.version, r.plural).unwrap(), r));
-            assert!(prefixes.insert(r.storage_prefix), "duplicate prefix {}", r.storage_prefix);
+            assert!(std::ptr::eq(
+                lookup(r.group, r.version, r.plural).unwrap(),
+                r
+            ));
+            assert!(
+                prefixes.insert(r.storage_prefix),
+                "duplicate prefix {}",
+                r.storage_prefix
+            );
         }
-        assert_eq!(lookup("apps", "v1", "deployments").unwrap().qualified(), "deployments.apps");
+        assert_eq!(
+            lookup("apps", "v1", "deployments").unwrap().qualified(),
+            "deployments.apps"
+        );
         assert_eq!(lookup("", "v1", "nodes").unwrap().storage_prefix, "minions");
         assert!(lookup("apps", "v1", "pods").is_none());
     }

@@ -48,8 +48,12 @@ pub fn parse_resource_path(path: &str) -> PathKind {
             rest.drain(..2);
         }
     }
-    let Some(plural) = rest.first() else { return PathKind::UnknownResource };
-    let Some(res) = catalogue::lookup(group, version, plural) else { return PathKind::UnknownResource };
+    let Some(plural) = rest.first() else {
+        return PathKind::UnknownResource;
+    };
+    let Some(res) = catalogue::lookup(group, version, plural) else {
+        return PathKind::UnknownResource;
+    };
     let (namespace, name, subresource) = if res.plural == "namespaces" && namespace.is_some() {
         // `/namespaces/<name>[/status|/finalize]`: the namespace object itself.
         (None, namespace, rest.get(2).cloned())
@@ -62,11 +66,19 @@ pub fn parse_resource_path(path: &str) -> PathKind {
     if rest.len() > 3 && res.plural != "namespaces" {
         return PathKind::UnknownResource;
     }
-    PathKind::Resource(ResourcePath { res, namespace, name, subresource, watch_prefix })
+    PathKind::Resource(ResourcePath {
+        res,
+        namespace,
+        name,
+        subresource,
+        watch_prefix,
+    })
 }
 
 fn decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// The API verb of a resource request.
@@ -137,13 +149,18 @@ fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {
     match v {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(ApiError::bad_request(format!("invalid boolean value {v:?} for {name}"))),
+        _ => Err(ApiError::bad_request(format!(
+            "invalid boolean value {v:?} for {name}"
+        ))),
     }
 }
 
 fn parse_int(name: &str, v: &str) -> Result<i64, ApiError> {
-    v.parse::<i64>()
-        .map_err(|_| ApiError::bad_request(format!("strconv.ParseInt: parsing {v:?}: invalid syntax for {name}")))
+    v.parse::<i64>().map_err(|_| {
+        ApiError::bad_request(format!(
+            "strconv.ParseInt: parsing {v:?}: invalid syntax for {name}"
+        ))
+    })
 }
 
 impl Query {
@@ -153,21 +170,39 @@ impl Query {
             let v = v.into_owned();
             match &*k {
                 "resourceVersion" => q.resource_version = Some(v),
-                "resourceVersionMatch" => q.resource_version_match = Some(v).filter(|s| !s.is_empty()),
-                "limit" => q.limit = if v.is_empty() { 0 } else { parse_int("limit", &v)? },
+                "resourceVersionMatch" => {
+                    q.resource_version_match = Some(v).filter(|s| !s.is_empty())
+                }
+                "limit" => {
+                    q.limit = if v.is_empty() {
+                        0
+                    } else {
+                        parse_int("limit", &v)?
+                    }
+                }
                 "continue" => q.continue_token = Some(v).filter(|s| !s.is_empty()),
                 "labelSelector" => q.label_selector = Some(v),
                 "fieldSelector" => q.field_selector = Some(v),
                 "watch" => q.watch = !(v == "0" || v == "false"),
-                "timeoutSeconds" => q.timeout_seconds = Some(parse_int("timeoutSeconds", &v)?.max(0) as u64),
-                "allowWatchBookmarks" => q.allow_watch_bookmarks = parse_bool("allowWatchBookmarks", &v)?,
-                "sendInitialEvents" => q.send_initial_events = Some(parse_bool("sendInitialEvents", &v)?),
+                "timeoutSeconds" => {
+                    q.timeout_seconds = Some(parse_int("timeoutSeconds", &v)?.max(0) as u64)
+                }
+                "allowWatchBookmarks" => {
+                    q.allow_watch_bookmarks = parse_bool("allowWatchBookmarks", &v)?
+                }
+                "sendInitialEvents" => {
+                    q.send_initial_events = Some(parse_bool("sendInitialEvents", &v)?)
+                }
                 "dryRun" => q.dry_run.push(v),
                 "fieldManager" => q.field_manager = Some(v),
                 "fieldValidation" => q.field_validation = Some(v),
                 "propagationPolicy" => q.propagation_policy = Some(v),
-                "gracePeriodSeconds" => q.grace_period_seconds = Some(parse_int("gracePeriodSeconds", &v)?),
-                "orphanDependents" => q.orphan_dependents = Some(parse_bool("orphanDependents", &v)?),
+                "gracePeriodSeconds" => {
+                    q.grace_period_seconds = Some(parse_int("gracePeriodSeconds", &v)?)
+                }
+                "orphanDependents" => {
+                    q.orphan_dependents = Some(parse_bool("orphanDependents", &v)?)
+                }
                 _ => {}
             }
         }
@@ -194,17 +229,43 @@ mod tests {
     #[test]
     fn parses_paths() {
         let r = res("/api/v1/namespaces/ns/pods/p/status");
-        assert_eq!((r.res.plural, r.namespace.as_deref(), r.name.as_deref(), r.subresource.as_deref()), ("pods", Some("ns"), Some("p"), Some("status")));
+        assert_eq!(
+            (
+                r.res.plural,
+                r.namespace.as_deref(),
+                r.name.as_deref(),
+                r.subresource.as_deref()
+            ),
+            ("pods", Some("ns"), Some("p"), Some("status"))
+        );
         let r = res("/api/v1/namespaces/ns");
-        assert_eq!((r.res.plural, r.namespace.as_deref(), r.name.as_deref()), ("namespaces", None, Some("ns")));
+        assert_eq!(
+            (r.res.plural, r.namespace.as_deref(), r.name.as_deref()),
+            ("namespaces", None, Some("ns"))
+        );
         let r = res("/api/v1/namespaces/ns/finalize");
-        assert_eq!((r.name.as_deref(), r.subresource.as_deref()), (Some("ns"), Some("finalize")));
+        assert_eq!(
+            (r.name.as_deref(), r.subresource.as_deref()),
+            (Some("ns"), Some("finalize"))
+        );
         let r = res("/apis/apps/v1/deployments");
-        assert_eq!((r.res.plural, r.namespace.as_deref()), ("deployments", None));
+        assert_eq!(
+            (r.res.plural, r.namespace.as_deref()),
+            ("deployments", None)
+        );
         let r = res("/api/v1/watch/namespaces/a/pods");
         assert!(r.watch_prefix);
-        assert!(matches!(parse_resource_path("/api/v1/foos"), PathKind::UnknownResource));
-        assert!(matches!(parse_resource_path("/apis/nope/v1/foos"), PathKind::NotFound));
-        assert!(matches!(parse_resource_path("/api/v1/namespaces/a/nodes"), PathKind::UnknownResource));
+        assert!(matches!(
+            parse_resource_path("/api/v1/foos"),
+            PathKind::UnknownResource
+        ));
+        assert!(matches!(
+            parse_resource_path("/apis/nope/v1/foos"),
+            PathKind::NotFound
+        ));
+        assert!(matches!(
+            parse_resource_path("/api/v1/namespaces/a/nodes"),
+            PathKind::UnknownResource
+        ));
     }
 }

@@ -45,7 +45,7 @@ pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub details: Details,
+    pub details: Box<Details>,
     /// Continue token for 410 Expired on list continuation.
     pub continue_token: Option<String>,
 }
@@ -74,12 +74,24 @@ struct StatusMeta<'a> {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: Details::default(), continue_token: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: Box::default(),
+            continue_token: None,
+        }
     }
 
-    fn for_resource(code: u16, reason: &'static str, message: String, res: &ResourceInfo, name: &str) -> Self {
+    fn for_resource(
+        code: u16,
+        reason: &'static str,
+        message: String,
+        res: &ResourceInfo,
+        name: &str,
+    ) -> Self {
         let mut e = ApiError::new(code, reason, message);
-        e.details = Details {
+        *e.details = Details {
             name: name.to_string(),
             group: res.group.to_string(),
             kind: res.plural.to_string(),
@@ -89,25 +101,46 @@ impl ApiError {
     }
 
     pub fn not_found(res: &ResourceInfo, name: &str) -> Self {
-        Self::for_resource(404, "NotFound", format!("{} \"{}\" not found", res.qualified(), name), res, name)
+        Self::for_resource(
+            404,
+            "NotFound",
+            format!("{} \"{}\" not found", res.qualified(), name),
+            res,
+            name,
+        )
     }
 
     /// Namespace lookups for namespaced creates (NamespaceLifecycle).
     pub fn namespace_not_found(ns: &str) -> Self {
         let mut e = ApiError::new(404, "NotFound", format!("namespaces \"{ns}\" not found"));
-        e.details = Details { name: ns.to_string(), kind: "namespaces".into(), ..Default::default() };
+        *e.details = Details {
+            name: ns.to_string(),
+            kind: "namespaces".into(),
+            ..Default::default()
+        };
         e
     }
 
     pub fn already_exists(res: &ResourceInfo, name: &str) -> Self {
-        Self::for_resource(409, "AlreadyExists", format!("{} \"{}\" already exists", res.qualified(), name), res, name)
+        Self::for_resource(
+            409,
+            "AlreadyExists",
+            format!("{} \"{}\" already exists", res.qualified(), name),
+            res,
+            name,
+        )
     }
 
     pub fn conflict(res: &ResourceInfo, name: &str, why: &str) -> Self {
         Self::for_resource(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{}\": {}", res.qualified(), name, why),
+            format!(
+                "Operation cannot be fulfilled on {} \"{}\": {}",
+                res.qualified(),
+                name,
+                why
+            ),
             res,
             name,
         )
@@ -125,11 +158,25 @@ impl ApiError {
     pub fn invalid(res: &ResourceInfo, name: &str, causes: Vec<Cause>) -> Self {
         let parts: Vec<String> = causes
             .iter()
-            .map(|c| if c.field.is_empty() { c.message.clone() } else { format!("{}: {}", c.field, c.message) })
+            .map(|c| {
+                if c.field.is_empty() {
+                    c.message.clone()
+                } else {
+                    format!("{}: {}", c.field, c.message)
+                }
+            })
             .collect();
-        let joined = if parts.len() == 1 { parts[0].clone() } else { format!("[{}]", parts.join(", ")) };
-        let mut e = ApiError::new(422, "Invalid", format!("{} \"{}\" is invalid: {}", res.kind, name, joined));
-        e.details = Details {
+        let joined = if parts.len() == 1 {
+            parts[0].clone()
+        } else {
+            format!("[{}]", parts.join(", "))
+        };
+        let mut e = ApiError::new(
+            422,
+            "Invalid",
+            format!("{} \"{}\" is invalid: {}", res.kind, name, joined),
+        );
+        *e.details = Details {
             name: name.to_string(),
             group: res.group.to_string(),
             kind: res.kind.to_string(),
@@ -146,21 +193,32 @@ impl ApiError {
             "Invalid",
             format!("{kind}.meta.k8s.io \"\" is invalid: {field}: {message}"),
         );
-        e.details = Details {
+        *e.details = Details {
             group: "meta.k8s.io".into(),
             kind: kind.into(),
-            causes: vec![Cause { reason: reason.into(), message: message.into(), field: field.into() }],
+            causes: vec![Cause {
+                reason: reason.into(),
+                message: message.into(),
+                field: field.into(),
+            }],
             ..Default::default()
         };
         e
     }
 
     pub fn invalid_dry_run(values: &[String]) -> Self {
-        let bad = values.iter().find(|v| *v != "All").cloned().unwrap_or_default();
+        let bad = values
+            .iter()
+            .find(|v| *v != "All")
+            .cloned()
+            .unwrap_or_default();
         let msg = format!("Unsupported value: \"{bad}\": supported values: \"All\"");
         let mut e = ApiError::new(422, "Invalid", format!("dryRun: {msg}"));
-        e.details.causes =
-            vec![Cause { reason: "FieldValueNotSupported".into(), message: msg, field: "dryRun".into() }];
+        e.details.causes = vec![Cause {
+            reason: "FieldValueNotSupported".into(),
+            message: msg,
+            field: "dryRun".into(),
+        }];
         e
     }
 
@@ -172,18 +230,34 @@ impl ApiError {
         let mut e = ApiError::new(
             405,
             "MethodNotAllowed",
-            format!("{} is not supported on resources of kind \"{}\"", verb, res.qualified()),
+            format!(
+                "{} is not supported on resources of kind \"{}\"",
+                verb,
+                res.qualified()
+            ),
         );
-        e.details = Details { group: res.group.to_string(), kind: res.plural.to_string(), ..Default::default() };
+        *e.details = Details {
+            group: res.group.to_string(),
+            kind: res.plural.to_string(),
+            ..Default::default()
+        };
         e
     }
 
     pub fn route_method_not_allowed() -> Self {
-        ApiError::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
     }
 
     pub fn resource_not_found() -> Self {
-        ApiError::new(404, "NotFound", "the server could not find the requested resource")
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
     }
 
     pub fn gone(message: impl Into<String>) -> Self {
@@ -196,7 +270,7 @@ impl ApiError {
             "Timeout",
             format!("Timeout: Too large resource version: {requested}, current: {current}"),
         );
-        e.details = Details {
+        *e.details = Details {
             causes: vec![Cause {
                 reason: "ResourceVersionTooLarge".into(),
                 message: "Too large resource version".into(),
@@ -223,12 +297,19 @@ impl ApiError {
         ApiError::new(
             406,
             "NotAcceptable",
-            format!("only the following media types are accepted: {}", accepted.join(", ")),
+            format!(
+                "only the following media types are accepted: {}",
+                accepted.join(", ")
+            ),
         )
     }
 
     pub fn too_large_body(limit: usize) -> Self {
-        ApiError::new(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {limit}"))
+        ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
     }
 
     pub fn forbidden_terminating(res: &ResourceInfo, name: &str, ns: &str) -> Self {
@@ -254,8 +335,16 @@ impl ApiError {
 
     pub fn internal(err: impl std::fmt::Display) -> Self {
         let msg = err.to_string();
-        let mut e = ApiError::new(500, "InternalError", format!("Internal error occurred: {msg}"));
-        e.details.causes = vec![Cause { reason: String::new(), message: msg, field: String::new() }];
+        let mut e = ApiError::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {msg}"),
+        );
+        e.details.causes = vec![Cause {
+            reason: String::new(),
+            message: msg,
+            field: String::new(),
+        }];
         e
     }
 
@@ -269,7 +358,7 @@ impl ApiError {
                 res.qualified()
             ),
         );
-        e.details = Details {
+        *e.details = Details {
             name: operation.to_string(),
             group: res.group.to_string(),
             kind: res.plural.to_string(),
@@ -296,7 +385,9 @@ impl ApiError {
         let body = StatusBody {
             kind: "Status",
             api_version: "v1",
-            metadata: StatusMeta { cont: self.continue_token.as_deref() },
+            metadata: StatusMeta {
+                cont: self.continue_token.as_deref(),
+            },
             status: "Failure",
             message: &self.message,
             reason: self.reason,
@@ -348,9 +439,16 @@ mod tests {
     #[test]
     fn invalid_joins_causes() {
         let pods = lookup("", "v1", "pods").unwrap();
-        let c = |f: &str| Cause { reason: "FieldValueRequired".into(), message: "Required value".into(), field: f.into() };
+        let c = |f: &str| Cause {
+            reason: "FieldValueRequired".into(),
+            message: "Required value".into(),
+            field: f.into(),
+        };
         let e = ApiError::invalid(pods, "p", vec![c("a"), c("b")]);
-        assert_eq!(e.message, "Pod \"p\" is invalid: [a: Required value, b: Required value]");
+        assert_eq!(
+            e.message,
+            "Pod \"p\" is invalid: [a: Required value, b: Required value]"
+        );
         assert_eq!(e.code, 422);
     }
 }

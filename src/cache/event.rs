@@ -49,9 +49,22 @@ pub fn frame(etype: &str, json: &[u8]) -> Bytes {
 }
 
 impl CacheEvent {
-    pub fn new(etype: EventType, revision: i64, object: Arc<RawObject>, prev: Option<Arc<RawObject>>) -> Self {
+    pub fn new(
+        etype: EventType,
+        revision: i64,
+        object: Arc<RawObject>,
+        prev: Option<Arc<RawObject>>,
+    ) -> Self {
         let frame = frame(etype.as_str(), object.json());
-        CacheEvent { revision, etype, object, prev, frame, as_added: OnceLock::new(), as_deleted: OnceLock::new() }
+        CacheEvent {
+            revision,
+            etype,
+            object,
+            prev,
+            frame,
+            as_added: OnceLock::new(),
+            as_deleted: OnceLock::new(),
+        }
     }
 
     /// The frame as built for unfiltered watchers.
@@ -71,7 +84,11 @@ impl CacheEvent {
                 let before = self.prev.as_ref().is_some_and(|p| filter.matches(p));
                 match (before, now) {
                     (true, true) => Some(self.frame.clone()),
-                    (false, true) => Some(self.as_added.get_or_init(|| frame("ADDED", self.object.json())).clone()),
+                    (false, true) => Some(
+                        self.as_added
+                            .get_or_init(|| frame("ADDED", self.object.json()))
+                            .clone(),
+                    ),
                     (true, false) => Some(self.as_deleted_frame(filter)),
                     (false, false) => None,
                 }

@@ -15,12 +15,27 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn new(res: &'static ResourceInfo, namespace: Option<String>, labels: LabelSelector, fields: FieldSelector) -> Self {
-        Filter { res, namespace, labels, fields }
+    pub fn new(
+        res: &'static ResourceInfo,
+        namespace: Option<String>,
+        labels: LabelSelector,
+        fields: FieldSelector,
+    ) -> Self {
+        Filter {
+            res,
+            namespace,
+            labels,
+            fields,
+        }
     }
 
     pub fn everything(res: &'static ResourceInfo) -> Self {
-        Filter::new(res, None, LabelSelector::default(), FieldSelector::default())
+        Filter::new(
+            res,
+            None,
+            LabelSelector::default(),
+            FieldSelector::default(),
+        )
     }
 
     pub fn is_everything(&self) -> bool {

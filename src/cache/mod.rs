@@ -77,8 +77,17 @@ pub struct WatchStart {
 }
 
 impl WatchCache {
-    pub fn new(res: &'static ResourceInfo, etcd_prefix: &str, store: DynStore, history: usize) -> Arc<Self> {
-        let prefix = format!("{}/{}/", etcd_prefix.trim_end_matches('/'), res.storage_prefix);
+    pub fn new(
+        res: &'static ResourceInfo,
+        etcd_prefix: &str,
+        store: DynStore,
+        history: usize,
+    ) -> Arc<Self> {
+        let prefix = format!(
+            "{}/{}/",
+            etcd_prefix.trim_end_matches('/'),
+            res.storage_prefix
+        );
         Arc::new(WatchCache {
             res,
             prefix,
@@ -119,27 +128,42 @@ impl WatchCache {
 
     pub fn snapshot(&self) -> Snapshot {
         let st = self.state.read().expect("cache lock");
-        Snapshot { objects: st.objects.clone(), revision: st.revision }
+        Snapshot {
+            objects: st.objects.clone(),
+            revision: st.revision,
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<Arc<RawObject>> {
-        self.state.read().expect("cache lock").objects.get(key).cloned()
+        self.state
+            .read()
+            .expect("cache lock")
+            .objects
+            .get(key)
+            .cloned()
     }
 
     /// A snapshot at exactly `revision`, if the cache is there or retained one.
     pub fn snapshot_at(&self, revision: i64) -> Option<Snapshot> {
         let st = self.state.read().expect("cache lock");
         if st.revision == revision {
-            return Some(Snapshot { objects: st.objects.clone(), revision });
+            return Some(Snapshot {
+                objects: st.objects.clone(),
+                revision,
+            });
         }
-        st.snapshots.iter().find(|(_, s)| s.revision == revision).map(|(_, s)| s.clone())
+        st.snapshots
+            .iter()
+            .find(|(_, s)| s.revision == revision)
+            .map(|(_, s)| s.clone())
     }
 
     /// Keeps `snap` for later pages of a list.
     pub fn retain_snapshot(&self, snap: &Snapshot) {
         let mut st = self.state.write().expect("cache lock");
         let now = Instant::now();
-        st.snapshots.retain(|(t, s)| now.duration_since(*t) < SNAPSHOT_TTL && s.revision != snap.revision);
+        st.snapshots
+            .retain(|(t, s)| now.duration_since(*t) < SNAPSHOT_TTL && s.revision != snap.revision);
         if st.snapshots.len() >= MAX_SNAPSHOTS {
             st.snapshots.pop_front();
         }
@@ -149,7 +173,10 @@ impl WatchCache {
     /// Waits until the cache has reached `revision`; false on timeout.
     pub async fn wait_for(&self, revision: i64, timeout: Duration) -> bool {
         let mut rx = self.rev_tx.subscribe();
-        let reached = matches!(tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision)).await, Ok(Ok(_)));
+        let reached = matches!(
+            tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision)).await,
+            Ok(Ok(_))
+        );
         reached
     }
 
@@ -173,7 +200,10 @@ impl WatchCache {
     /// not rely on etcd progress requests, which etcd 3.4.23 can answer ahead of pending events.
     pub async fn ensure_fresh(&self, target: i64, timeout: Duration) -> Result<bool, StoreError> {
         let deadline = Instant::now() + timeout;
-        if self.wait_for(target, Duration::from_millis(20).min(timeout)).await {
+        if self
+            .wait_for(target, Duration::from_millis(20).min(timeout))
+            .await
+        {
             return Ok(true);
         }
         loop {
@@ -195,7 +225,10 @@ impl WatchCache {
             if now >= deadline {
                 return Ok(false);
             }
-            if self.wait_for(target, (deadline - now).min(Duration::from_millis(100))).await {
+            if self
+                .wait_for(target, (deadline - now).min(Duration::from_millis(100)))
+                .await
+            {
                 return Ok(true);
             }
         }
@@ -207,16 +240,34 @@ impl WatchCache {
         match from {
             WatchFrom::Revision(n) => {
                 if n < st.floor {
-                    return Err(ApiError::gone(format!("too old resource version: {} ({})", n, st.floor)));
+                    return Err(ApiError::gone(format!(
+                        "too old resource version: {} ({})",
+                        n, st.floor
+                    )));
                 }
                 let (shared, rx) = self.watchers.register(filter);
                 let replay = ring_after(&st.ring, n, &shared.filter);
-                Ok(WatchStart { shared, rx, initial: None, replay, start_revision: n })
+                Ok(WatchStart {
+                    shared,
+                    rx,
+                    initial: None,
+                    replay,
+                    start_revision: n,
+                })
             }
             WatchFrom::InitialEvents => {
-                let snap = Snapshot { objects: st.objects.clone(), revision: st.revision };
+                let snap = Snapshot {
+                    objects: st.objects.clone(),
+                    revision: st.revision,
+                };
                 let (shared, rx) = self.watchers.register(filter);
-                Ok(WatchStart { shared, rx, start_revision: snap.revision, initial: Some(snap), replay: Vec::new() })
+                Ok(WatchStart {
+                    shared,
+                    rx,
+                    start_revision: snap.revision,
+                    initial: Some(snap),
+                    replay: Vec::new(),
+                })
             }
         }
     }
@@ -251,7 +302,9 @@ impl WatchCache {
         let base = (current - self.history as i64).max(1);
         let (objects, base) = match self.list_all(base).await {
             Ok(m) => (m, base),
-            Err(StoreError::Compacted { .. }) | Err(StoreError::FutureRevision) => (self.list_all(current).await?, current),
+            Err(StoreError::Compacted { .. }) | Err(StoreError::FutureRevision) => {
+                (self.list_all(current).await?, current)
+            }
             Err(e) => return Err(e),
         };
         self.watchers.terminate_all();
@@ -271,7 +324,10 @@ impl WatchCache {
         let mut objects = OrdMap::new();
         let mut start: Option<String> = None;
         loop {
-            let page = self.store.range(&self.prefix, start.as_deref(), INIT_PAGE, revision).await?;
+            let page = self
+                .store
+                .range(&self.prefix, start.as_deref(), INIT_PAGE, revision)
+                .await?;
             for kv in &page.kvs {
                 match RawObject::from_kv(self.res, kv) {
                     Ok(o) => {
@@ -301,7 +357,9 @@ impl WatchCache {
                                 match me.ensure_fresh(current, Duration::from_secs(5)).await {
                                     Ok(true) => break,
                                     Ok(false) => {}
-                                    Err(e) => tracing::warn!(resource = me.res.plural, error = %e, "cache freshness check failed"),
+                                    Err(e) => {
+                                        tracing::warn!(resource = me.res.plural, error = %e, "cache freshness check failed")
+                                    }
                                 }
                                 tokio::time::sleep(Duration::from_millis(200)).await;
                             }
@@ -344,7 +402,10 @@ impl WatchCache {
                         resume = Some(self.revision());
                     }
                     Err(StoreError::Compacted { .. }) => {
-                        tracing::warn!(resource = self.res.plural, "store history compacted under the cache; relisting");
+                        tracing::warn!(
+                            resource = self.res.plural,
+                            "store history compacted under the cache; relisting"
+                        );
                         resume = None;
                         break;
                     }
@@ -388,7 +449,11 @@ impl WatchCache {
             let cache_event = match (ev, obj) {
                 (StoreEvent::Put { kv, .. }, Some(obj)) => {
                     let prev = st.objects.insert(kv.key, obj.clone());
-                    let etype = if prev.is_some() { EventType::Modified } else { EventType::Added };
+                    let etype = if prev.is_some() {
+                        EventType::Modified
+                    } else {
+                        EventType::Added
+                    };
                     CacheEvent::new(etype, rev, obj, prev)
                 }
                 (StoreEvent::Put { kv, .. }, None) => match st.objects.remove(&kv.key) {
@@ -414,13 +479,18 @@ impl WatchCache {
 }
 
 fn deleted_event(res: &ResourceInfo, old: &Arc<RawObject>, rev: i64) -> CacheEvent {
-    let obj = old.with_revision(res, rev).map(Arc::new).unwrap_or_else(|_| old.clone());
+    let obj = old
+        .with_revision(res, rev)
+        .map(Arc::new)
+        .unwrap_or_else(|_| old.clone());
     CacheEvent::new(EventType::Deleted, rev, obj, None)
 }
 
 fn ring_after(ring: &VecDeque<Arc<CacheEvent>>, after: i64, filter: &Filter) -> Vec<Delivery> {
     let start = ring.partition_point(|e| e.revision <= after);
-    ring.range(start..).filter_map(|e| e.frame_for(filter).map(|f| (e.revision, f))).collect()
+    ring.range(start..)
+        .filter_map(|e| e.frame_for(filter).map(|f| (e.revision, f)))
+        .collect()
 }
 
 /// Every resource's cache, keyed by (group, plural).
@@ -440,7 +510,10 @@ impl Caches {
     }
 
     pub fn get(&self, res: &ResourceInfo) -> Arc<WatchCache> {
-        self.by_resource.get(&(res.group, res.plural)).expect("every catalogue resource has a cache").clone()
+        self.by_resource
+            .get(&(res.group, res.plural))
+            .expect("every catalogue resource has a cache")
+            .clone()
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Arc<WatchCache>> {
@@ -450,7 +523,11 @@ impl Caches {
 
 /// A BOOKMARK frame: an empty object of the watched kind carrying only the revision.
 pub fn bookmark_frame(res: &ResourceInfo, revision: i64, initial_events_end: bool) -> Bytes {
-    let annotations = if initial_events_end { r#","annotations":{"k8s.io/initial-events-end":"true"}"# } else { "" };
+    let annotations = if initial_events_end {
+        r#","annotations":{"k8s.io/initial-events-end":"true"}"#
+    } else {
+        ""
+    };
     let json = format!(
         r#"{{"kind":"{}","apiVersion":"{}","metadata":{{"resourceVersion":"{}","creationTimestamp":null{}}}}}"#,
         res.kind,

@@ -38,7 +38,9 @@ pub struct WatcherRegistry {
 
 impl Default for WatcherRegistry {
     fn default() -> Self {
-        WatcherRegistry { inner: Mutex::new(Watchers::default()) }
+        WatcherRegistry {
+            inner: Mutex::new(Watchers::default()),
+        }
     }
 }
 
@@ -47,7 +49,12 @@ impl WatcherRegistry {
         let (tx, rx) = mpsc::channel(WATCHER_QUEUE);
         let mut w = self.inner.lock().expect("watchers lock");
         w.next_id += 1;
-        let shared = Arc::new(WatcherShared { id: w.next_id, filter, tx, stalled: AtomicBool::new(false) });
+        let shared = Arc::new(WatcherShared {
+            id: w.next_id,
+            filter,
+            tx,
+            stalled: AtomicBool::new(false),
+        });
         w.map.insert(shared.id, shared.clone());
         (shared, rx)
     }
@@ -81,7 +88,9 @@ impl WatcherRegistry {
                 continue;
             }
             for ev in events {
-                let Some(frame) = ev.frame_for(&watcher.filter) else { continue };
+                let Some(frame) = ev.frame_for(&watcher.filter) else {
+                    continue;
+                };
                 match watcher.tx.try_send((ev.revision, frame)) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {

@@ -10,7 +10,8 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 fn namespaces() -> &'static ResourceInfo {
     catalogue::lookup("", "v1", "namespaces").expect("namespaces are served")
@@ -39,7 +40,9 @@ pub async fn ensure_system_namespaces(api: &Api) -> Result<(), StoreError> {
         let obj = obj.as_object().expect("object literal").clone();
         let stored = codec::encode(res.kind, "v1", &obj, None);
         match api.store.create(&key, stored.json).await {
-            Ok(_) | Err(StoreError::AlreadyExists) => tracing::info!(namespace = ns, "created system namespace"),
+            Ok(_) | Err(StoreError::AlreadyExists) => {
+                tracing::info!(namespace = ns, "created system namespace")
+            }
             Err(e) => return Err(e),
         }
     }
@@ -52,7 +55,8 @@ pub async fn run_finalizer(api: Arc<Api>) {
         if let Err(e) = finalize_terminating(&api).await {
             tracing::warn!(error = %e, "namespace finalization failed; will retry");
         }
-        let _ = tokio::time::timeout(Duration::from_secs(2), api.namespace_deleted.notified()).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), api.namespace_deleted.notified()).await;
     }
 }
 
@@ -61,7 +65,9 @@ async fn finalize_terminating(api: &Api) -> Result<(), StoreError> {
     let prefix = api.list_prefix(res, None);
     let list = api.store.range(&prefix, None, 0, 0).await?;
     for kv in list.kvs {
-        let Ok(ns) = RawObject::from_kv(res, &kv) else { continue };
+        let Ok(ns) = RawObject::from_kv(res, &kv) else {
+            continue;
+        };
         if ns.field(res, "status.phase") != Some("Terminating") {
             continue;
         }

@@ -29,7 +29,10 @@ pub fn media_type(content_type: Option<&str>) -> String {
 }
 
 /// Decodes a create/update body (JSON or YAML) into a JSON object.
-pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+pub fn decode_body(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Map<String, Value>, ApiError> {
     let mt = media_type(content_type);
     let value = match mt.as_str() {
         "" | JSON | "*/*" => decode_json(body)?,
@@ -55,9 +58,13 @@ pub fn decode_json(body: &[u8]) -> Result<Value, ApiError> {
 }
 
 pub fn decode_yaml(body: &[u8]) -> Result<Value, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(format!("yaml: invalid UTF-8: {e}")))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::bad_request(format!("yaml: invalid UTF-8: {e}")))?;
     serde_norway::from_str::<Value>(text).map_err(|e| {
-        ApiError::bad_request(format!("error converting YAML to JSON: yaml: {}", e.to_string().replace('\n', " ")))
+        ApiError::bad_request(format!(
+            "error converting YAML to JSON: yaml: {}",
+            e.to_string().replace('\n', " ")
+        ))
     })
 }
 
@@ -114,9 +121,15 @@ pub fn encode(kind: &str, api_version: &str, obj: &Map<String, Value>, rv: Optio
     out.push(b'}');
     if first {
         // No fields beyond kind/apiVersion: the item form is simply `{}`.
-        return Encoded { item_offset: out.len() - 1, json: Bytes::from(out) };
+        return Encoded {
+            item_offset: out.len() - 1,
+            json: Bytes::from(out),
+        };
     }
-    Encoded { json: Bytes::from(out), item_offset }
+    Encoded {
+        json: Bytes::from(out),
+        item_offset,
+    }
 }
 
 fn write_metadata(out: &mut Vec<u8>, meta: &Value, rv: Option<i64>) {
@@ -172,17 +185,36 @@ mod tests {
         );
         let (open, rest) = e.item_parts();
         let item = [open, &rest[..]].concat();
-        assert_eq!(std::str::from_utf8(&item).unwrap(), r#"{"metadata":{"name":"a","uid":"u","resourceVersion":"42","labels":{"x":"y"}},"spec":{}}"#);
+        assert_eq!(
+            std::str::from_utf8(&item).unwrap(),
+            r#"{"metadata":{"name":"a","uid":"u","resourceVersion":"42","labels":{"x":"y"}},"spec":{}}"#
+        );
         let stored = encode("Pod", "v1", &obj, None);
-        assert!(!std::str::from_utf8(&stored.json).unwrap().contains("resourceVersion"));
+        assert!(!std::str::from_utf8(&stored.json)
+            .unwrap()
+            .contains("resourceVersion"));
     }
 
     #[test]
     fn decode_rejects_garbage_and_unknown_types() {
-        assert_eq!(decode_body(Some("application/json"), b"{not json").unwrap_err().code, 400);
-        assert_eq!(decode_body(Some("application/yaml"), b"a: [").unwrap_err().code, 400);
+        assert_eq!(
+            decode_body(Some("application/json"), b"{not json")
+                .unwrap_err()
+                .code,
+            400
+        );
+        assert_eq!(
+            decode_body(Some("application/yaml"), b"a: [")
+                .unwrap_err()
+                .code,
+            400
+        );
         assert_eq!(decode_body(Some(PROTOBUF), b"k8s\0").unwrap_err().code, 415);
-        let m = decode_body(Some("application/yaml"), b"kind: Pod\nmetadata:\n  name: a\n").unwrap();
+        let m = decode_body(
+            Some("application/yaml"),
+            b"kind: Pod\nmetadata:\n  name: a\n",
+        )
+        .unwrap();
         assert_eq!(m["metadata"]["name"], "a");
     }
 }

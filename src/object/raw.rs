@@ -50,7 +50,13 @@ impl RawObject {
     }
 
     /// Builds the object from a stored value, serving it at `rv`.
-    pub fn from_stored(res: &ResourceInfo, key: &str, value: &[u8], create_revision: i64, rv: i64) -> Result<Self, String> {
+    pub fn from_stored(
+        res: &ResourceInfo,
+        key: &str,
+        value: &[u8],
+        create_revision: i64,
+        rv: i64,
+    ) -> Result<Self, String> {
         let obj: Map<String, Value> = match serde_json::from_slice(value) {
             Ok(Value::Object(m)) => m,
             Ok(_) => return Err(format!("{key}: stored value is not an object")),
@@ -63,20 +69,38 @@ impl RawObject {
         Self::from_stored(res, &kv.key, &kv.value, kv.create_revision, kv.mod_revision)
     }
 
-    pub fn from_map(res: &ResourceInfo, key: &str, obj: &Map<String, Value>, create_revision: i64, rv: i64) -> Self {
+    pub fn from_map(
+        res: &ResourceInfo,
+        key: &str,
+        obj: &Map<String, Value>,
+        create_revision: i64,
+        rv: i64,
+    ) -> Self {
         let meta = obj.get("metadata").and_then(Value::as_object);
-        let s = |k: &str| -> Box<str> { meta.and_then(|m| m.get(k)).and_then(Value::as_str).unwrap_or("").into() };
+        let s = |k: &str| -> Box<str> {
+            meta.and_then(|m| m.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .into()
+        };
         let mut labels: Vec<(Box<str>, Box<str>)> = meta
             .and_then(|m| m.get("labels"))
             .and_then(Value::as_object)
             .map(|l| {
                 l.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (Box::<str>::from(k.as_str()), Box::<str>::from(v))))
+                    .filter_map(|(k, v)| {
+                        v.as_str()
+                            .map(|v| (Box::<str>::from(k.as_str()), Box::<str>::from(v)))
+                    })
                     .collect()
             })
             .unwrap_or_default();
         labels.sort();
-        let fields = res.fields.iter().map(|f| field_value(obj, f.path, f.default)).collect();
+        let fields = res
+            .fields
+            .iter()
+            .map(|f| field_value(obj, f.path, f.default))
+            .collect();
         RawObject {
             key: key.into(),
             namespace: s("namespace"),
@@ -96,7 +120,13 @@ impl RawObject {
             Ok(Value::Object(m)) => m,
             _ => return Err(format!("{}: cached value is not an object", self.key)),
         };
-        Ok(Self::from_map(res, &self.key, &obj, self.create_revision, rv))
+        Ok(Self::from_map(
+            res,
+            &self.key,
+            &obj,
+            self.create_revision,
+            rv,
+        ))
     }
 
     /// Decoded JSON (for writes and patches).
@@ -111,7 +141,11 @@ impl RawObject {
 fn field_value(obj: &Map<String, Value>, path: &[&str], default: &str) -> Box<str> {
     let mut cur: Option<&Value> = None;
     for (i, p) in path.iter().enumerate() {
-        cur = if i == 0 { obj.get(*p) } else { cur.and_then(|v| v.get(*p)) };
+        cur = if i == 0 {
+            obj.get(*p)
+        } else {
+            cur.and_then(|v| v.get(*p))
+        };
     }
     match cur {
         Some(Value::String(s)) => s.as_str().into(),
@@ -127,7 +161,9 @@ pub fn meta(obj: &Map<String, Value>) -> Option<&Map<String, Value>> {
 }
 
 pub fn meta_mut(obj: &mut Map<String, Value>) -> &mut Map<String, Value> {
-    let entry = obj.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    let entry = obj
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
     if !entry.is_object() {
         *entry = Value::Object(Map::new());
     }
@@ -154,6 +190,8 @@ mod tests {
         assert_eq!(o.field(pods, "spec.host"), Some("n1"));
         assert_eq!(o.field(pods, "status.phase"), Some("Pending"));
         assert_eq!(o.field(pods, "metadata.namespace"), Some("ns"));
-        assert!(std::str::from_utf8(o.json()).unwrap().contains(r#""resourceVersion":"7""#));
+        assert!(std::str::from_utf8(o.json())
+            .unwrap()
+            .contains(r#""resourceVersion":"7""#));
     }
 }

@@ -11,7 +11,10 @@ async fn run_check(api: &Api, name: &str) -> bool {
     match name {
         "ping" | "log" => true,
         "etcd" | "etcd-readiness" => {
-            matches!(tokio::time::timeout(CHECK_TIMEOUT, api.store.current_revision()).await, Ok(Ok(_)))
+            matches!(
+                tokio::time::timeout(CHECK_TIMEOUT, api.store.current_revision()).await,
+                Ok(Ok(_))
+            )
         }
         "informer-sync" => api.caches.all().all(|c| c.is_ready()),
         "shutdown" => true,
@@ -22,7 +25,14 @@ async fn run_check(api: &Api, name: &str) -> bool {
 fn checks_for(endpoint: &str) -> &'static [&'static str] {
     match endpoint {
         "livez" => &["ping", "log", "etcd"],
-        "readyz" => &["ping", "log", "etcd", "etcd-readiness", "informer-sync", "shutdown"],
+        "readyz" => &[
+            "ping",
+            "log",
+            "etcd",
+            "etcd-readiness",
+            "informer-sync",
+            "shutdown",
+        ],
         _ => &["ping", "log", "etcd"],
     }
 }
@@ -39,7 +49,10 @@ pub async fn serve(api: &Api, path: &str, query: Option<&str>) -> Resp {
         return if run_check(api, single).await {
             text_response(200, "ok")
         } else {
-            plain(500, format!("internal server error: {single} check failed\n"))
+            plain(
+                500,
+                format!("internal server error: {single} check failed\n"),
+            )
         };
     }
     let mut verbose = false;
@@ -81,7 +94,13 @@ pub async fn serve(api: &Api, path: &str, query: Option<&str>) -> Resp {
 fn plain(code: u16, body: String) -> Resp {
     let mut r = Response::new(crate::api::handlers::full(body));
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    r.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }

@@ -25,7 +25,10 @@ use tokio_rustls::TlsAcceptor;
 
 /// Raises the open-file limit (soft to hard): every watcher is a socket.
 pub fn raise_nofile_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
@@ -40,9 +43,11 @@ pub fn raise_nofile_limit() {
 
 async fn open_store(cfg: &Config) -> anyhow::Result<DynStore> {
     if cfg.etcd_servers.is_empty() {
-        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
         let path = cfg.data_dir.join("kapi.redb");
-        let store = EmbeddedStore::open(&path).map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
+        let store = EmbeddedStore::open(&path)
+            .map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
         tracing::info!(path = %path.display(), "using the embedded store");
         Ok(Arc::new(store))
     } else {
@@ -92,9 +97,19 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let tls = certs::server_config(&cert_pem, &key_pem, Some(&client_ca))?;
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     let kubeconfig = cfg.data_dir.join("admin.kubeconfig");
-    let serving_ca = if cfg.tls_cert_file.is_some() { None } else { Some(generated.ca_pem.as_str()) };
+    let serving_ca = if cfg.tls_cert_file.is_some() {
+        None
+    } else {
+        Some(generated.ca_pem.as_str())
+    };
     if let Some(ca) = serving_ca {
-        certs::write_kubeconfig(&kubeconfig, &server_url, ca, &generated.admin_cert_pem, &generated.admin_key_pem)?;
+        certs::write_kubeconfig(
+            &kubeconfig,
+            &server_url,
+            ca,
+            &generated.admin_cert_pem,
+            &generated.admin_key_pem,
+        )?;
     }
 
     let caches = Caches::start(store.clone(), &cfg.etcd_prefix, cfg.watch_cache_history);
@@ -116,9 +131,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     tokio::spawn(crate::controllers::namespaces::run_finalizer(api.clone()));
 
-    let router = Arc::new(Router { api, server_address: format!("{host}:{}", advertised.port()) });
+    let router = Arc::new(Router {
+        api,
+        server_address: format!("{host}:{}", advertised.port()),
+    });
     tracing::info!(url = %server_url, kubeconfig = %kubeconfig.display(), "kapi is serving");
-    println!("kapi: serving on {server_url} (kubeconfig: {})", kubeconfig.display());
+    println!(
+        "kapi: serving on {server_url} (kubeconfig: {})",
+        kubeconfig.display()
+    );
 
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -141,21 +162,27 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         let acceptor = acceptor.clone();
         let router = router.clone();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             let service = service_fn(move |req| {
                 let router = router.clone();
                 async move {
-                    let resp = AssertUnwindSafe(router.route(req)).catch_unwind().await.unwrap_or_else(|_| {
-                        tracing::error!("handler panicked");
-                        error_response(&ApiError::internal("the server panicked while handling the request"))
-                    });
+                    let resp = AssertUnwindSafe(router.route(req))
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|_| {
+                            tracing::error!("handler panicked");
+                            error_response(&ApiError::internal(
+                                "the server panicked while handling the request",
+                            ))
+                        });
                     Ok::<_, std::convert::Infallible>(resp)
                 }
             });
@@ -169,7 +196,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = ctrl_c => {}
         _ = term.recv() => {}

@@ -32,15 +32,23 @@ impl Router {
         let method = req.method().clone();
         let is_get = method == Method::GET || method == Method::HEAD;
         match path.trim_end_matches('/') {
-            "/healthz" | "/livez" | "/readyz" => return health::serve(&self.api, &path, query.as_deref()).await,
-            p if p.starts_with("/healthz/") || p.starts_with("/livez/") || p.starts_with("/readyz/") => {
+            "/healthz" | "/livez" | "/readyz" => {
+                return health::serve(&self.api, &path, query.as_deref()).await
+            }
+            p if p.starts_with("/healthz/")
+                || p.starts_with("/livez/")
+                || p.starts_with("/readyz/") =>
+            {
                 return health::serve(&self.api, p, query.as_deref()).await
             }
             "/version" if is_get => return json_response(200, discovery::version_info()),
             "/api" if is_get => return self.discovery_root(&req, true),
             "/apis" if is_get => return self.discovery_root(&req, false),
             "/api/v1" if is_get => {
-                return json_response(200, discovery::api_resource_list("", "v1").expect("core/v1 is served"))
+                return json_response(
+                    200,
+                    discovery::api_resource_list("", "v1").expect("core/v1 is served"),
+                )
             }
             _ => {}
         }
@@ -70,11 +78,22 @@ impl Router {
             Ok(b) => b,
             Err(e) => return error_response(&e),
         };
-        handlers::handle(&self.api, &method, rp, query.as_deref(), &parts.headers, body).await
+        handlers::handle(
+            &self.api,
+            &method,
+            rp,
+            query.as_deref(),
+            &parts.headers,
+            body,
+        )
+        .await
     }
 
     fn discovery_root(&self, req: &Request<Incoming>, core: bool) -> Resp {
-        let accept = req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
+        let accept = req
+            .headers()
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
         match discovery::negotiate(accept) {
             DiscoveryFormat::Aggregated => {
                 let body = discovery::aggregated(core);
@@ -84,17 +103,29 @@ impl Router {
                     .get(http::header::IF_NONE_MATCH)
                     .and_then(|v| v.to_str().ok())
                     .is_some_and(|v| v == etag);
-                let mut resp = if not_modified { json_response(304, Bytes::new()) } else { json_response(200, body) };
+                let mut resp = if not_modified {
+                    json_response(304, Bytes::new())
+                } else {
+                    json_response(200, body)
+                };
                 let h = resp.headers_mut();
-                h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(discovery::AGGREGATED_CONTENT_TYPE));
+                h.insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static(discovery::AGGREGATED_CONTENT_TYPE),
+                );
                 if let Ok(v) = HeaderValue::from_str(&etag) {
                     h.insert(http::header::ETAG, v);
                 }
                 h.insert(http::header::VARY, HeaderValue::from_static("Accept"));
-                h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("public"));
+                h.insert(
+                    http::header::CACHE_CONTROL,
+                    HeaderValue::from_static("public"),
+                );
                 resp
             }
-            DiscoveryFormat::Legacy if core => json_response(200, discovery::api_versions(&self.server_address)),
+            DiscoveryFormat::Legacy if core => {
+                json_response(200, discovery::api_versions(&self.server_address))
+            }
             DiscoveryFormat::Legacy => json_response(200, discovery::api_group_list()),
         }
     }
@@ -111,7 +142,11 @@ async fn read_body(mut body: Incoming) -> Result<Bytes, ApiError> {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Ok(Some(Ok(f))) => f,
             Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(ApiError::bad_request(format!("error reading request body: {e}"))),
+            Ok(Some(Err(e))) => {
+                return Err(ApiError::bad_request(format!(
+                    "error reading request body: {e}"
+                )))
+            }
             Err(_) => return Err(ApiError::bad_request("timed out reading the request body")),
         };
         if let Ok(data) = frame.into_data() {

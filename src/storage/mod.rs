@@ -26,9 +26,16 @@ pub struct KeyValue {
 /// One change seen by a watch. `prev` is the value before the change (etcd's `prev_kv`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreEvent {
-    Put { kv: KeyValue, prev: Option<KeyValue> },
+    Put {
+        kv: KeyValue,
+        prev: Option<KeyValue>,
+    },
     /// `revision` is the revision of the delete itself.
-    Delete { key: String, revision: Revision, prev: Option<KeyValue> },
+    Delete {
+        key: String,
+        revision: Revision,
+        prev: Option<KeyValue>,
+    },
 }
 
 impl StoreEvent {

@@ -55,20 +55,33 @@ pub struct WatchBody {
 }
 
 impl WatchBody {
-    pub fn new(cache: Arc<WatchCache>, start: WatchStart, key_range: (String, Option<Vec<u8>>), opts: WatchOptions) -> Self {
+    pub fn new(
+        cache: Arc<WatchCache>,
+        start: WatchStart,
+        key_range: (String, Option<Vec<u8>>),
+        opts: WatchOptions,
+    ) -> Self {
         let revisions = cache.subscribe_revision();
         let now = Instant::now();
-        let initial_end = (opts.initial_events_end && opts.bookmarks).then_some(start.start_revision);
+        let initial_end =
+            (opts.initial_events_end && opts.bookmarks).then_some(start.start_revision);
         WatchBody {
             shared: start.shared,
             rx: start.rx,
             last_rv: start.start_revision,
             pending: start.replay.into(),
-            initial: start.initial.map(|snapshot| Initial { snapshot, start: key_range.0, end: key_range.1, last: None }),
+            initial: start.initial.map(|snapshot| Initial {
+                snapshot,
+                start: key_range.0,
+                end: key_range.1,
+                last: None,
+            }),
             initial_end,
             deadline: Box::pin(tokio::time::sleep_until(now + opts.timeout)),
             bookmarks: opts.bookmarks,
-            bookmark_at: Box::pin(tokio::time::sleep_until(now + BOOKMARK_INTERVAL.min(opts.timeout))),
+            bookmark_at: Box::pin(tokio::time::sleep_until(
+                now + BOOKMARK_INTERVAL.min(opts.timeout),
+            )),
             revisions,
             last_bookmark: 0,
             done: false,
@@ -88,7 +101,11 @@ impl WatchBody {
             None => Bound::Included(init.start.as_str()),
         };
         let mut found = None;
-        for (k, obj) in init.snapshot.objects.range::<_, str>((lower, Bound::Unbounded)) {
+        for (k, obj) in init
+            .snapshot
+            .objects
+            .range::<_, str>((lower, Bound::Unbounded))
+        {
             if let Some(end) = &init.end {
                 if k.as_bytes() >= end.as_slice() {
                     break;
@@ -121,7 +138,10 @@ impl Body for WatchBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = &mut *self;
         loop {
             if this.done {
@@ -170,7 +190,10 @@ impl Body for WatchBody {
                         continue;
                     }
                     None => {
-                        tracing::info!(resource = this.cache.res.plural, "watcher fell out of the history ring; closing it");
+                        tracing::info!(
+                            resource = this.cache.res.plural,
+                            "watcher fell out of the history ring; closing it"
+                        );
                         this.done = true;
                         return Poll::Ready(None);
                     }
@@ -182,7 +205,11 @@ impl Body for WatchBody {
                 let rev = published.max(this.last_rv);
                 if rev > this.last_bookmark {
                     this.last_bookmark = rev;
-                    return Poll::Ready(Some(Ok(Frame::data(bookmark_frame(this.cache.res, rev, false)))));
+                    return Poll::Ready(Some(Ok(Frame::data(bookmark_frame(
+                        this.cache.res,
+                        rev,
+                        false,
+                    )))));
                 }
                 continue;
             }
@@ -202,7 +229,10 @@ impl Body for ErrorBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         Poll::Ready(self.0.take().map(|b| Ok(Frame::data(b))))
     }
 }

@@ -57,7 +57,10 @@ impl Kapi {
         cmd.arg(format!("--secure-port={}", self.port))
             .arg(format!("--data-dir={}", self.data_dir.display()))
             .args(&self.args)
-            .env("RUST_LOG", std::env::var("KAPI_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("KAPI_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("start kapi");
@@ -71,8 +74,14 @@ impl Kapi {
                 }
             }
         });
-        let url = rx.recv_timeout(Duration::from_secs(60)).expect("kapi did not start within 60 s");
-        self.port = url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port in url");
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("kapi did not start within 60 s");
+        self.port = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port in url");
         self.url = url;
         self.child = Some(child);
     }
@@ -87,7 +96,9 @@ impl Kapi {
                     drop(l);
                     break;
                 }
-                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
                 Err(e) => panic!("port {} not free after kill: {e}", self.port),
             }
         }
@@ -112,7 +123,9 @@ impl Kapi {
     /// A kube-rs client from the generated kubeconfig.
     pub async fn kube_client(&self) -> kube::Client {
         let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig");
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("kube config");
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("kube config");
         kube::Client::try_from(cfg).expect("kube client")
     }
 
@@ -130,13 +143,22 @@ impl Kapi {
             .args(args)
             .env("HOME", &home)
             .env("KUBECACHEDIR", home.join("cache"))
-            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("kubectl on PATH");
         if let Some(input) = input {
-            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
         }
         let out = child.wait_with_output().expect("kubectl output");
         (
@@ -176,7 +198,8 @@ pub struct RawResponse {
 
 impl RawResponse {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -189,8 +212,10 @@ fn tls_config(data_dir: &Path, alpn: &[&[u8]]) -> rustls::ClientConfig {
     for c in CertificateDer::pem_file_iter(pki.join("ca.crt")).expect("ca.crt") {
         roots.add(c.expect("ca cert")).expect("add root");
     }
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(pki.join("admin.crt")).expect("admin.crt").map(|c| c.expect("cert")).collect();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(pki.join("admin.crt"))
+        .expect("admin.crt")
+        .map(|c| c.expect("cert"))
+        .collect();
     let key = PrivateKeyDer::from_pem_file(pki.join("admin.key")).expect("admin.key");
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
@@ -205,52 +230,97 @@ fn tls_config(data_dir: &Path, alpn: &[&[u8]]) -> rustls::ClientConfig {
 
 impl RawClient {
     pub fn new(data_dir: &Path, port: u16) -> RawClient {
-        RawClient { connector: TlsConnector::from(Arc::new(tls_config(data_dir, &[b"http/1.1"]))), port, version: Version::Http1 }
+        RawClient {
+            connector: TlsConnector::from(Arc::new(tls_config(data_dir, &[b"http/1.1"]))),
+            port,
+            version: Version::Http1,
+        }
     }
 
     pub fn http2(data_dir: &Path, port: u16) -> RawClient {
-        RawClient { connector: TlsConnector::from(Arc::new(tls_config(data_dir, &[b"h2"]))), port, version: Version::Http2 }
+        RawClient {
+            connector: TlsConnector::from(Arc::new(tls_config(data_dir, &[b"h2"]))),
+            port,
+            version: Version::Http2,
+        }
     }
 
     pub async fn tls_stream(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
-        let tcp = TcpStream::connect(("127.0.0.1", self.port)).await.expect("connect kapi");
-        self.connector.connect(ServerName::try_from("127.0.0.1").unwrap().to_owned(), tcp).await.expect("TLS handshake")
+        let tcp = TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect kapi");
+        self.connector
+            .connect(ServerName::try_from("127.0.0.1").unwrap().to_owned(), tcp)
+            .await
+            .expect("TLS handshake")
     }
 
     /// Sends a request and returns the response with its body still streaming.
-    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> http::Response<hyper::body::Incoming> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> http::Response<hyper::body::Incoming> {
         let io = TokioIo::new(self.tls_stream().await);
         let mut req = Request::builder().method(method).uri(path);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).expect("request");
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .expect("request");
         match self.version {
             Version::Http1 => {
-                let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.expect("http1 handshake");
+                let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+                    .await
+                    .expect("http1 handshake");
                 tokio::spawn(conn);
                 let mut req = req;
-                req.headers_mut().insert(http::header::HOST, http::HeaderValue::from_static("127.0.0.1"));
+                req.headers_mut().insert(
+                    http::header::HOST,
+                    http::HeaderValue::from_static("127.0.0.1"),
+                );
                 sender.send_request(req).await.expect("send request")
             }
             Version::Http2 => {
                 let (mut sender, conn) =
-                    hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io).await.expect("h2 handshake");
+                    hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                        .await
+                        .expect("h2 handshake");
                 tokio::spawn(conn);
                 let (mut parts, body) = req.into_parts();
-                parts.uri = format!("https://127.0.0.1:{}{}", self.port, path).parse().expect("uri");
-                sender.send_request(Request::from_parts(parts, body)).await.expect("send request")
+                parts.uri = format!("https://127.0.0.1:{}{}", self.port, path)
+                    .parse()
+                    .expect("uri");
+                sender
+                    .send_request(Request::from_parts(parts, body))
+                    .await
+                    .expect("send request")
             }
         }
     }
 
-    pub async fn request(&self, method: Method, path: &str, content_type: Option<&str>, body: Option<Vec<u8>>) -> RawResponse {
-        let headers: Vec<(&str, &str)> = content_type.map(|c| vec![("content-type", c)]).unwrap_or_default();
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> RawResponse {
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|c| vec![("content-type", c)])
+            .unwrap_or_default();
         let resp = tokio::time::timeout(Duration::from_secs(30), async {
             let resp = self.send(method, path, &headers, body).await;
             let (parts, body) = resp.into_parts();
             let body = body.collect().await.expect("body").to_bytes();
-            RawResponse { status: parts.status, headers: parts.headers, body }
+            RawResponse {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            }
         })
         .await
         .expect("request timed out");
@@ -262,15 +332,38 @@ impl RawClient {
     }
 
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> RawResponse {
-        self.request(Method::POST, path, Some("application/json"), Some(serde_json::to_vec(body).unwrap())).await
+        self.request(
+            Method::POST,
+            path,
+            Some("application/json"),
+            Some(serde_json::to_vec(body).unwrap()),
+        )
+        .await
     }
 
     pub async fn put_json(&self, path: &str, body: &serde_json::Value) -> RawResponse {
-        self.request(Method::PUT, path, Some("application/json"), Some(serde_json::to_vec(body).unwrap())).await
+        self.request(
+            Method::PUT,
+            path,
+            Some("application/json"),
+            Some(serde_json::to_vec(body).unwrap()),
+        )
+        .await
     }
 
-    pub async fn patch(&self, path: &str, content_type: &str, body: &serde_json::Value) -> RawResponse {
-        self.request(Method::PATCH, path, Some(content_type), Some(serde_json::to_vec(body).unwrap())).await
+    pub async fn patch(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &serde_json::Value,
+    ) -> RawResponse {
+        self.request(
+            Method::PATCH,
+            path,
+            Some(content_type),
+            Some(serde_json::to_vec(body).unwrap()),
+        )
+        .await
     }
 
     pub async fn delete(&self, path: &str) -> RawResponse {
@@ -281,7 +374,10 @@ impl RawClient {
     pub async fn watch(&self, path: &str) -> WatchReader {
         let resp = self.send(Method::GET, path, &[], None).await;
         assert_eq!(resp.status(), StatusCode::OK, "watch {path}");
-        WatchReader { body: resp.into_body(), buf: Vec::new() }
+        WatchReader {
+            body: resp.into_body(),
+            buf: Vec::new(),
+        }
     }
 }
 
@@ -297,9 +393,13 @@ impl WatchReader {
         loop {
             if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=pos).collect();
-                return Some(serde_json::from_slice(&line[..line.len() - 1]).expect("watch line is JSON"));
+                return Some(
+                    serde_json::from_slice(&line[..line.len() - 1]).expect("watch line is JSON"),
+                );
             }
-            let frame = tokio::time::timeout_at(deadline, self.body.frame()).await.ok()??;
+            let frame = tokio::time::timeout_at(deadline, self.body.frame())
+                .await
+                .ok()??;
             if let Ok(data) = frame.expect("watch body").into_data() {
                 self.buf.extend_from_slice(&data);
             }

@@ -35,7 +35,8 @@ fn delete_options(q: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError> {
         DeleteOptions::default()
     } else {
         let v = codec::decode_json(body)?;
-        serde_json::from_value(v).map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+        serde_json::from_value(v)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
     };
     if q.propagation_policy.is_some() {
         opts.propagation_policy = q.propagation_policy.clone();
@@ -72,28 +73,59 @@ fn delete_options(q: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError> {
     Ok(opts)
 }
 
-pub async fn delete(api: &Api, path: &ResourcePath, q: &Query, body: Bytes, format: Format) -> Result<Resp, ApiError> {
+pub async fn delete(
+    api: &Api,
+    path: &ResourcePath,
+    q: &Query,
+    body: Bytes,
+    format: Format,
+) -> Result<Resp, ApiError> {
     let opts = delete_options(q, &body)?;
     let name = path.name.clone().unwrap_or_default();
     let dry_run = q.is_dry_run() || opts.dry_run.as_ref().is_some_and(|d| !d.is_empty());
-    let (code, json) = delete_one(api, path.res, path.namespace.as_deref(), &name, &opts, dry_run).await?;
+    let (code, json) = delete_one(
+        api,
+        path.res,
+        path.namespace.as_deref(),
+        &name,
+        &opts,
+        dry_run,
+    )
+    .await?;
     Ok(object_response(code, format, json))
 }
 
 /// Deletes one object; returns the status code and body kube-apiserver would send.
-async fn delete_one(api: &Api, res: &'static ResourceInfo, ns: Option<&str>, name: &str, opts: &DeleteOptions, dry_run: bool) -> Result<(u16, Bytes), ApiError> {
+async fn delete_one(
+    api: &Api,
+    res: &'static ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    opts: &DeleteOptions,
+    dry_run: bool,
+) -> Result<(u16, Bytes), ApiError> {
     let key = api.key(res, ns, name);
     loop {
-        let (kv, _) = api.store.get(&key).await.map_err(|e| store_error(e, res, "get"))?;
-        let Some(kv) = kv else { return Err(ApiError::not_found(res, name)) };
+        let (kv, _) = api
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| store_error(e, res, "get"))?;
+        let Some(kv) = kv else {
+            return Err(ApiError::not_found(res, name));
+        };
         let current = RawObject::from_kv(res, &kv).map_err(ApiError::internal)?;
         if let Some(p) = &opts.preconditions {
             if let Some(uid) = p.uid.as_deref() {
                 if uid != &*current.uid {
-                    return Err(ApiError::conflict(res, name, &format!(
+                    return Err(ApiError::conflict(
+                        res,
+                        name,
+                        &format!(
                         "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
                         current.uid
-                    )));
+                    ),
+                    ));
                 }
             }
             if let Some(rv) = p.resource_version.as_deref() {
@@ -112,7 +144,11 @@ async fn delete_one(api: &Api, res: &'static ResourceInfo, ns: Option<&str>, nam
         let mut finalizers: Vec<String> = meta(&obj)
             .and_then(|m| m.get("finalizers"))
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         match opts.propagation_policy.as_deref() {
             Some("Orphan") => add(&mut finalizers, "orphan"),
@@ -125,7 +161,14 @@ async fn delete_one(api: &Api, res: &'static ResourceInfo, ns: Option<&str>, nam
         }
         let is_namespace = res.plural == "namespaces";
         if is_namespace || !finalizers.is_empty() {
-            if already_deleting && !is_namespace && Some(&finalizers) == meta(&obj).and_then(|m| m.get("finalizers")).and_then(|f| serde_json::from_value::<Vec<String>>(f.clone()).ok()).as_ref() {
+            if already_deleting
+                && !is_namespace
+                && Some(&finalizers)
+                    == meta(&obj)
+                        .and_then(|m| m.get("finalizers"))
+                        .and_then(|f| serde_json::from_value::<Vec<String>>(f.clone()).ok())
+                        .as_ref()
+            {
                 return Ok((200, current.json().clone()));
             }
             if already_deleting && is_namespace {
@@ -161,7 +204,11 @@ async fn delete_one(api: &Api, res: &'static ResourceInfo, ns: Option<&str>, nam
                         api.namespace_deleted.notify_one();
                     }
                     let enc = codec::encode(res.kind, &res.api_version(), &obj, Some(rev));
-                    let code = if opts.orphan_dependents == Some(false) { 202 } else { 200 };
+                    let code = if opts.orphan_dependents == Some(false) {
+                        202
+                    } else {
+                        200
+                    };
                     return Ok((code, enc.json));
                 }
                 Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound) => continue,
@@ -170,7 +217,10 @@ async fn delete_one(api: &Api, res: &'static ResourceInfo, ns: Option<&str>, nam
         }
         let deleted_body = |rev: i64| -> Bytes {
             if res.return_deleted_object {
-                current.with_revision(res, rev).map(|o| o.json().clone()).unwrap_or_else(|_| current.json().clone())
+                current
+                    .with_revision(res, rev)
+                    .map(|o| o.json().clone())
+                    .unwrap_or_else(|_| current.json().clone())
             } else {
                 Bytes::from(success_status(res, name, &current.uid))
             }
@@ -193,13 +243,24 @@ fn add(finalizers: &mut Vec<String>, f: &str) {
     }
 }
 
-pub async fn delete_collection(api: &Api, path: &ResourcePath, q: &Query, body: Bytes, format: Format) -> Result<Resp, ApiError> {
+pub async fn delete_collection(
+    api: &Api,
+    path: &ResourcePath,
+    q: &Query,
+    body: Bytes,
+    format: Format,
+) -> Result<Resp, ApiError> {
     let res = path.res;
     let opts = delete_options(q, &body)?;
     let dry_run = q.is_dry_run() || opts.dry_run.as_ref().is_some_and(|d| !d.is_empty());
     let filter = filter_for(res, path.namespace.as_deref(), q)?;
-    let list_query = Query { label_selector: q.label_selector.clone(), field_selector: q.field_selector.clone(), ..Default::default() };
-    let page = super::read::list_page(api, res, path.namespace.as_deref(), &filter, &list_query).await?;
+    let list_query = Query {
+        label_selector: q.label_selector.clone(),
+        field_selector: q.field_selector.clone(),
+        ..Default::default()
+    };
+    let page =
+        super::read::list_page(api, res, path.namespace.as_deref(), &filter, &list_query).await?;
     let mut deleted = Vec::new();
     for obj in &page.items {
         let ns = (!obj.namespace.is_empty()).then_some(&*obj.namespace);
@@ -209,6 +270,11 @@ pub async fn delete_collection(api: &Api, path: &ResourcePath, q: &Query, body: 
             Err(e) => return Err(e),
         }
     }
-    let out = Page { items: deleted, revision: page.revision, continue_token: None, remaining: None };
+    let out = Page {
+        items: deleted,
+        revision: page.revision,
+        continue_token: None,
+        remaining: None,
+    };
     Ok(object_response(200, format, list_body(res, &out)))
 }

@@ -36,7 +36,10 @@ impl Api {
     /// Key of an object: `<prefix>/<resourcePrefix>/[<ns>/]<name>`.
     pub fn key(&self, res: &ResourceInfo, namespace: Option<&str>, name: &str) -> String {
         match namespace {
-            Some(ns) if res.namespaced => format!("{}/{}/{}/{}", self.etcd_prefix, res.storage_prefix, ns, name),
+            Some(ns) if res.namespaced => format!(
+                "{}/{}/{}/{}",
+                self.etcd_prefix, res.storage_prefix, ns, name
+            ),
             _ => format!("{}/{}/{}", self.etcd_prefix, res.storage_prefix, name),
         }
     }
@@ -44,44 +47,65 @@ impl Api {
     /// Key prefix of a list: the resource, or one namespace of it (always ends in `/`).
     pub fn list_prefix(&self, res: &ResourceInfo, namespace: Option<&str>) -> String {
         match namespace {
-            Some(ns) if res.namespaced => format!("{}/{}/{}/", self.etcd_prefix, res.storage_prefix, ns),
+            Some(ns) if res.namespaced => {
+                format!("{}/{}/{}/", self.etcd_prefix, res.storage_prefix, ns)
+            }
             _ => format!("{}/{}/", self.etcd_prefix, res.storage_prefix),
         }
     }
 }
 
 pub fn full(bytes: impl Into<Bytes>) -> RespBody {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 pub fn json_response(code: u16, body: impl Into<Bytes>) -> Resp {
     let mut r = Response::new(full(body));
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
 pub fn error_response(e: &ApiError) -> Resp {
     let mut r = json_response(e.code, e.to_json());
     if e.details.retry_after_seconds > 0 {
-        r.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(e.details.retry_after_seconds));
+        r.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from(e.details.retry_after_seconds),
+        );
     }
-    r.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    r.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }
 
 pub fn text_response(code: u16, body: &'static str) -> Resp {
     let mut r = Response::new(full(body));
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    r.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }
 
 /// The store error as the client sees it.
 pub fn store_error(e: StoreError, res: &ResourceInfo, op: &str) -> ApiError {
     match e {
-        StoreError::Compacted { .. } => ApiError::gone("The resourceVersion for the provided list is too old."),
+        StoreError::Compacted { .. } => {
+            ApiError::gone("The resourceVersion for the provided list is too old.")
+        }
         StoreError::Unavailable(msg) => {
             tracing::warn!(resource = res.plural, operation = op, error = %msg, "store unavailable");
             ApiError::server_timeout(op, res)
@@ -108,7 +132,10 @@ pub enum Format {
 }
 
 pub fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
-    let Some(accept) = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+    let Some(accept) = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Ok(Format::Json);
     };
     if accept.trim().is_empty() {
@@ -127,7 +154,10 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
             _ => {}
         }
     }
-    Err(ApiError::not_acceptable(&["application/json", "application/yaml"]))
+    Err(ApiError::not_acceptable(&[
+        "application/json",
+        "application/yaml",
+    ]))
 }
 
 /// Renders a JSON body in the negotiated format.
@@ -140,7 +170,10 @@ pub fn object_response(code: u16, format: Format, json: Bytes) -> Resp {
         {
             Some(y) => {
                 let mut r = json_response(code, y);
-                r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/yaml"),
+                );
                 r
             }
             None => json_response(code, json),
@@ -149,30 +182,49 @@ pub fn object_response(code: u16, format: Format, json: Bytes) -> Resp {
 }
 
 /// Serves one resource request.
-pub async fn handle(api: &Api, method: &Method, path: ResourcePath, raw_query: Option<&str>, headers: &HeaderMap, body: Bytes) -> Resp {
+pub async fn handle(
+    api: &Api,
+    method: &Method,
+    path: ResourcePath,
+    raw_query: Option<&str>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Resp {
     match dispatch(api, method, path, raw_query, headers, body).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     }
 }
 
-async fn dispatch(api: &Api, method: &Method, path: ResourcePath, raw_query: Option<&str>, headers: &HeaderMap, body: Bytes) -> Result<Resp, ApiError> {
+async fn dispatch(
+    api: &Api,
+    method: &Method,
+    path: ResourcePath,
+    raw_query: Option<&str>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Resp, ApiError> {
     let query = Query::parse(raw_query)?;
     let Some(verb) = request::verb(method, &path, &query) else {
         return Err(ApiError::route_method_not_allowed());
     };
     if let Some(sub) = path.subresource.as_deref() {
         let allowed = match sub {
-            "status" => path.res.status_subresource && matches!(verb, Verb::Get | Verb::Update | Verb::Patch),
+            "status" => {
+                path.res.status_subresource
+                    && matches!(verb, Verb::Get | Verb::Update | Verb::Patch)
+            }
             "finalize" => path.res.plural == "namespaces" && verb == Verb::Update,
             _ => false,
         };
         if !allowed {
-            return Err(if matches!(sub, "status" | "finalize") && path.res.status_subresource {
-                ApiError::route_method_not_allowed()
-            } else {
-                ApiError::resource_not_found()
-            });
+            return Err(
+                if matches!(sub, "status" | "finalize") && path.res.status_subresource {
+                    ApiError::route_method_not_allowed()
+                } else {
+                    ApiError::resource_not_found()
+                },
+            );
         }
     }
     if !query.dry_run.is_empty() && query.dry_run.iter().any(|d| d != "All") {

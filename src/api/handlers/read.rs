@@ -20,7 +20,12 @@ use std::time::Duration;
 /// How long a read waits for the cache to reach a requested revision (kube-apiserver: 3 s).
 pub const BLOCK_TIMEOUT: Duration = Duration::from_secs(3);
 
-pub async fn get(api: &Api, path: &ResourcePath, q: &Query, format: Format) -> Result<Resp, ApiError> {
+pub async fn get(
+    api: &Api,
+    path: &ResourcePath,
+    q: &Query,
+    format: Format,
+) -> Result<Resp, ApiError> {
     let res = path.res;
     let name = path.name.as_deref().unwrap_or_default();
     let key = api.key(res, path.namespace.as_deref(), name);
@@ -38,9 +43,15 @@ pub async fn get(api: &Api, path: &ResourcePath, q: &Query, format: Format) -> R
     let obj = if from_cache {
         cache.get(&key)
     } else {
-        let (kv, _) = api.store.get(&key).await.map_err(|e| store_error(e, res, "get"))?;
+        let (kv, _) = api
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| store_error(e, res, "get"))?;
         match kv {
-            Some(kv) => Some(Arc::new(RawObject::from_kv(res, &kv).map_err(ApiError::internal)?)),
+            Some(kv) => Some(Arc::new(
+                RawObject::from_kv(res, &kv).map_err(ApiError::internal)?,
+            )),
             None => None,
         }
     };
@@ -49,33 +60,60 @@ pub async fn get(api: &Api, path: &ResourcePath, q: &Query, format: Format) -> R
 }
 
 /// Builds the filter of a list or watch from its namespace and selectors.
-pub fn filter_for(res: &'static ResourceInfo, namespace: Option<&str>, q: &Query) -> Result<Filter, ApiError> {
+pub fn filter_for(
+    res: &'static ResourceInfo,
+    namespace: Option<&str>,
+    q: &Query,
+) -> Result<Filter, ApiError> {
     let labels = match q.label_selector.as_deref() {
-        Some(s) if !s.trim().is_empty() => LabelSelector::parse(s).map_err(ApiError::bad_request)?,
+        Some(s) if !s.trim().is_empty() => {
+            LabelSelector::parse(s).map_err(ApiError::bad_request)?
+        }
         _ => LabelSelector::default(),
     };
     let fields = match q.field_selector.as_deref() {
-        Some(s) if !s.trim().is_empty() => FieldSelector::parse(s).map_err(ApiError::bad_request)?,
+        Some(s) if !s.trim().is_empty() => {
+            FieldSelector::parse(s).map_err(ApiError::bad_request)?
+        }
         _ => FieldSelector::default(),
     };
     for f in fields.fields() {
-        let ok = f == "metadata.name" || (f == "metadata.namespace" && res.namespaced) || res.field(f).is_some();
+        let ok = f == "metadata.name"
+            || (f == "metadata.namespace" && res.namespaced)
+            || res.field(f).is_some();
         if !ok {
-            return Err(ApiError::bad_request(format!("field label not supported: {f}")));
+            return Err(ApiError::bad_request(format!(
+                "field label not supported: {f}"
+            )));
         }
     }
-    Ok(Filter::new(res, namespace.filter(|_| res.namespaced).map(str::to_string), labels, fields))
+    Ok(Filter::new(
+        res,
+        namespace.filter(|_| res.namespaced).map(str::to_string),
+        labels,
+        fields,
+    ))
 }
 
 /// The list-options checks kube-apiserver answers with 422 (watches have their own rules).
 pub fn validate_list_options(q: &Query, is_watch: bool) -> Result<(), ApiError> {
     let kind = "ListOptions";
-    let forbidden = |field: &str, msg: &str| ApiError::invalid_options(kind, field, "FieldValueForbidden", &format!("Forbidden: {msg}"));
+    let forbidden = |field: &str, msg: &str| {
+        ApiError::invalid_options(
+            kind,
+            field,
+            "FieldValueForbidden",
+            &format!("Forbidden: {msg}"),
+        )
+    };
     let rv = q.resource_version.as_deref().unwrap_or("");
     let rvm = q.resource_version_match.as_deref();
     if is_watch {
         if q.send_initial_events.is_some() && rvm != Some("NotOlderThan") {
-            return Err(forbidden("resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"));
+            return Err(forbidden(
+                "resourceVersionMatch",
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
         }
         if let Some(m) = rvm {
             if q.send_initial_events.is_none() {
@@ -94,10 +132,16 @@ pub fn validate_list_options(q: &Query, is_watch: bool) -> Result<(), ApiError> 
     }
     if let Some(m) = rvm {
         if rv.is_empty() {
-            return Err(forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden unless resourceVersion is provided"));
+            return Err(forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
         }
         if q.continue_token.is_some() {
-            return Err(forbidden("resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided"));
+            return Err(forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden when continue is provided",
+            ));
         }
         if m != "Exact" && m != "NotOlderThan" {
             return Err(ApiError::invalid_options(
@@ -108,11 +152,17 @@ pub fn validate_list_options(q: &Query, is_watch: bool) -> Result<(), ApiError> 
             ));
         }
         if m == "Exact" && rv == "0" {
-            return Err(forbidden("resourceVersionMatch", "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""));
+            return Err(forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            ));
         }
     }
     if q.send_initial_events.is_some() {
-        return Err(forbidden("sendInitialEvents", "sendInitialEvents is forbidden for list"));
+        return Err(forbidden(
+            "sendInitialEvents",
+            "sendInitialEvents is forbidden for list",
+        ));
     }
     Ok(())
 }
@@ -125,7 +175,12 @@ pub struct Page {
     pub remaining: Option<i64>,
 }
 
-pub async fn list(api: &Api, path: &ResourcePath, q: &Query, format: Format) -> Result<Resp, ApiError> {
+pub async fn list(
+    api: &Api,
+    path: &ResourcePath,
+    q: &Query,
+    format: Format,
+) -> Result<Resp, ApiError> {
     validate_list_options(q, false)?;
     let res = path.res;
     let filter = filter_for(res, path.namespace.as_deref(), q)?;
@@ -134,7 +189,13 @@ pub async fn list(api: &Api, path: &ResourcePath, q: &Query, format: Format) -> 
 }
 
 /// Chooses the source of a list (cache snapshot or store) and reads one page.
-pub async fn list_page(api: &Api, res: &'static ResourceInfo, namespace: Option<&str>, filter: &Filter, q: &Query) -> Result<Page, ApiError> {
+pub async fn list_page(
+    api: &Api,
+    res: &'static ResourceInfo,
+    namespace: Option<&str>,
+    filter: &Filter,
+    q: &Query,
+) -> Result<Page, ApiError> {
     let cache = api.caches.get(res);
     let prefix = api.list_prefix(res, namespace);
     let limit = q.limit.max(0);
@@ -142,7 +203,9 @@ pub async fn list_page(api: &Api, res: &'static ResourceInfo, namespace: Option<
 
     if let Some(token) = q.continue_token.as_deref() {
         if !rv_param.is_empty() && rv_param != "0" {
-            return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+            return Err(ApiError::bad_request(
+                "specifying resource version is not allowed when using continue",
+            ));
         }
         let (rv, start_rel) = continue_token::decode(token).map_err(ApiError::bad_request)?;
         let start = format!("{prefix}{start_rel}");
@@ -151,7 +214,14 @@ pub async fn list_page(api: &Api, res: &'static ResourceInfo, namespace: Option<
             return consistent_page(api, res, &prefix, Some(&start), filter, limit).await;
         }
         if let Some(snap) = cache.snapshot_at(rv) {
-            return Ok(snapshot_page(&cache, &snap, &prefix, Some(&start), filter, limit));
+            return Ok(snapshot_page(
+                &cache,
+                &snap,
+                &prefix,
+                Some(&start),
+                filter,
+                limit,
+            ));
         }
         return match store_page(api, res, &prefix, Some(&start), filter, limit, rv).await {
             Err(e) if e.code == 410 => Err(expired_continue(&prefix, &start_rel)),
@@ -166,7 +236,14 @@ pub async fn list_page(api: &Api, res: &'static ResourceInfo, namespace: Option<
                 return Err(cache_not_ready());
             }
             // resourceVersion=0 ignores limit (kube-apiserver's computeListLimit).
-            Ok(snapshot_page(&cache, &cache.snapshot(), &prefix, None, filter, 0))
+            Ok(snapshot_page(
+                &cache,
+                &cache.snapshot(),
+                &prefix,
+                None,
+                filter,
+                0,
+            ))
         }
         rv => {
             let rv = parse_rv(rv)?;
@@ -184,7 +261,14 @@ pub async fn list_page(api: &Api, res: &'static ResourceInfo, namespace: Option<
             if !cache.wait_for(rv, BLOCK_TIMEOUT).await {
                 return Err(ApiError::too_large_resource_version(rv, cache.revision()));
             }
-            Ok(snapshot_page(&cache, &cache.snapshot(), &prefix, None, filter, limit))
+            Ok(snapshot_page(
+                &cache,
+                &cache.snapshot(),
+                &prefix,
+                None,
+                filter,
+                limit,
+            ))
         }
     }
 }
@@ -200,22 +284,55 @@ fn expired_continue(prefix: &str, start_rel: &str) -> ApiError {
 
 /// A consistent read: the cache once it has caught up with the store's current revision,
 /// otherwise the store itself at that revision.
-async fn consistent_page(api: &Api, res: &'static ResourceInfo, prefix: &str, start: Option<&str>, filter: &Filter, limit: i64) -> Result<Page, ApiError> {
+async fn consistent_page(
+    api: &Api,
+    res: &'static ResourceInfo,
+    prefix: &str,
+    start: Option<&str>,
+    filter: &Filter,
+    limit: i64,
+) -> Result<Page, ApiError> {
     let cache = api.caches.get(res);
-    let current = api.store.current_revision().await.map_err(|e| store_error(e, res, "list"))?;
-    if cache.is_ready() && cache.ensure_fresh(current, BLOCK_TIMEOUT).await.unwrap_or(false) {
-        return Ok(snapshot_page(&cache, &cache.snapshot(), prefix, start, filter, limit));
+    let current = api
+        .store
+        .current_revision()
+        .await
+        .map_err(|e| store_error(e, res, "list"))?;
+    if cache.is_ready()
+        && cache
+            .ensure_fresh(current, BLOCK_TIMEOUT)
+            .await
+            .unwrap_or(false)
+    {
+        return Ok(snapshot_page(
+            &cache,
+            &cache.snapshot(),
+            prefix,
+            start,
+            filter,
+            limit,
+        ));
     }
     store_page(api, res, prefix, start, filter, limit, current).await
 }
 
-fn snapshot_page(cache: &crate::cache::WatchCache, snap: &Snapshot, prefix: &str, start: Option<&str>, filter: &Filter, limit: i64) -> Page {
+fn snapshot_page(
+    cache: &crate::cache::WatchCache,
+    snap: &Snapshot,
+    prefix: &str,
+    start: Option<&str>,
+    filter: &Filter,
+    limit: i64,
+) -> Page {
     let end = prefix_end(prefix);
     let lower = Bound::Included(start.unwrap_or(prefix));
     let mut items = Vec::new();
     let mut more = false;
     let mut last_key: Option<&str> = None;
-    let mut iter = snap.objects.range::<_, str>((lower, Bound::Unbounded)).take_while(|(k, _)| k.as_bytes() < end.as_slice());
+    let mut iter = snap
+        .objects
+        .range::<_, str>((lower, Bound::Unbounded))
+        .take_while(|(k, _)| k.as_bytes() < end.as_slice());
     for (k, obj) in iter.by_ref() {
         if !filter.matches(obj) {
             continue;
@@ -227,10 +344,18 @@ fn snapshot_page(cache: &crate::cache::WatchCache, snap: &Snapshot, prefix: &str
         last_key = Some(k.as_str());
         items.push(obj.clone());
     }
-    let mut page = Page { items, revision: snap.revision, continue_token: None, remaining: None };
+    let mut page = Page {
+        items,
+        revision: snap.revision,
+        continue_token: None,
+        remaining: None,
+    };
     if more {
         let last = last_key.unwrap_or(prefix);
-        page.continue_token = Some(continue_token::next_after(snap.revision, &last[prefix.len()..]));
+        page.continue_token = Some(continue_token::next_after(
+            snap.revision,
+            &last[prefix.len()..],
+        ));
         if !filter.has_selectors() {
             // The item that stopped the loop plus what follows it.
             page.remaining = Some(1 + iter.count() as i64);
@@ -240,7 +365,15 @@ fn snapshot_page(cache: &crate::cache::WatchCache, snap: &Snapshot, prefix: &str
     page
 }
 
-async fn store_page(api: &Api, res: &'static ResourceInfo, prefix: &str, start: Option<&str>, filter: &Filter, limit: i64, revision: i64) -> Result<Page, ApiError> {
+async fn store_page(
+    api: &Api,
+    res: &'static ResourceInfo,
+    prefix: &str,
+    start: Option<&str>,
+    filter: &Filter,
+    limit: i64,
+    revision: i64,
+) -> Result<Page, ApiError> {
     let mut items = Vec::new();
     let mut cursor: Option<String> = start.map(str::to_string);
     let mut read_rev = revision;
@@ -249,7 +382,11 @@ async fn store_page(api: &Api, res: &'static ResourceInfo, prefix: &str, start: 
     // With selectors, pages are read in growing chunks until `limit` items match.
     let mut chunk = if limit > 0 { limit } else { 10_000 };
     loop {
-        let page = match api.store.range(prefix, cursor.as_deref(), chunk, read_rev).await {
+        let page = match api
+            .store
+            .range(prefix, cursor.as_deref(), chunk, read_rev)
+            .await
+        {
             Ok(p) => p,
             Err(StoreError::FutureRevision) => {
                 let current = api.store.current_revision().await.unwrap_or(0);
@@ -299,8 +436,14 @@ async fn store_page(api: &Api, res: &'static ResourceInfo, prefix: &str, start: 
             _ => break,
         }
     }
-    let continue_token = continue_from.map(|k| continue_token::next_after(read_rev, &k[prefix.len()..]));
-    Ok(Page { items, revision: read_rev, continue_token, remaining })
+    let continue_token =
+        continue_from.map(|k| continue_token::next_after(read_rev, &k[prefix.len()..]));
+    Ok(Page {
+        items,
+        revision: read_rev,
+        continue_token,
+        remaining,
+    })
 }
 
 /// `{"kind":"<Kind>List","apiVersion":...,"metadata":{...},"items":[...]}`.

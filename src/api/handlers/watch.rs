@@ -13,7 +13,12 @@ use http_body_util::BodyExt;
 use rand::Rng;
 use std::time::Duration;
 
-pub async fn watch(api: &Api, path: &ResourcePath, q: &Query, _headers: &HeaderMap) -> Result<Resp, ApiError> {
+pub async fn watch(
+    api: &Api,
+    path: &ResourcePath,
+    q: &Query,
+    _headers: &HeaderMap,
+) -> Result<Resp, ApiError> {
     let res = path.res;
     validate_list_options(q, true)?;
     let mut q = q.clone();
@@ -23,11 +28,17 @@ pub async fn watch(api: &Api, path: &ResourcePath, q: &Query, _headers: &HeaderM
         if !existing.trim().is_empty() {
             let fs = FieldSelector::parse(&existing).map_err(ApiError::bad_request)?;
             if fs.exact("metadata.name").is_some_and(|n| n != name) {
-                return Err(ApiError::bad_request("fieldSelector metadata.name doesn't match requested name"));
+                return Err(ApiError::bad_request(
+                    "fieldSelector metadata.name doesn't match requested name",
+                ));
             }
         }
         let name_sel = format!("metadata.name={name}");
-        q.field_selector = Some(if existing.trim().is_empty() { name_sel } else { format!("{existing},{name_sel}") });
+        q.field_selector = Some(if existing.trim().is_empty() {
+            name_sel
+        } else {
+            format!("{existing},{name_sel}")
+        });
     }
     let filter = filter_for(res, path.namespace.as_deref(), &q)?;
     let cache = api.caches.get(res);
@@ -42,8 +53,17 @@ pub async fn watch(api: &Api, path: &ResourcePath, q: &Query, _headers: &HeaderM
     };
     let from = if send_initial {
         if rv_param.is_empty() {
-            let current = api.store.current_revision().await.map_err(|e| super::store_error(e, res, "watch"))?;
-            if !cache.is_ready() || !cache.ensure_fresh(current, BLOCK_TIMEOUT).await.unwrap_or(false) {
+            let current = api
+                .store
+                .current_revision()
+                .await
+                .map_err(|e| super::store_error(e, res, "watch"))?;
+            if !cache.is_ready()
+                || !cache
+                    .ensure_fresh(current, BLOCK_TIMEOUT)
+                    .await
+                    .unwrap_or(false)
+            {
                 return Err(cache_not_ready());
             }
         } else if !cache.wait_ready(BLOCK_TIMEOUT).await {
@@ -55,7 +75,11 @@ pub async fn watch(api: &Api, path: &ResourcePath, q: &Query, _headers: &HeaderM
         WatchFrom::InitialEvents
     } else if rv_param.is_empty() {
         // sendInitialEvents=false with rv "": start at the store's head.
-        let current = api.store.current_revision().await.map_err(|e| super::store_error(e, res, "watch"))?;
+        let current = api
+            .store
+            .current_revision()
+            .await
+            .map_err(|e| super::store_error(e, res, "watch"))?;
         cache.ensure_fresh(current, BLOCK_TIMEOUT).await.ok();
         WatchFrom::Revision(current)
     } else {
@@ -73,14 +97,24 @@ pub async fn watch(api: &Api, path: &ResourcePath, q: &Query, _headers: &HeaderM
     };
     let prefix = api.list_prefix(res, path.namespace.as_deref());
     let end = prefix_end(&prefix);
-    let opts = WatchOptions { timeout, bookmarks: q.allow_watch_bookmarks, initial_events_end: send_initial };
+    let opts = WatchOptions {
+        timeout,
+        bookmarks: q.allow_watch_bookmarks,
+        initial_events_end: send_initial,
+    };
     let body = match cache.start_watch(filter, from) {
         Ok(start) => WatchBody::new(cache.clone(), start, (prefix, Some(end)), opts).boxed(),
         // Too old: a 200 stream carrying one ERROR event (410 Expired).
         Err(e) => WatchBody::error(&e.to_json()).boxed(),
     };
     let mut resp = Response::new(body);
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     Ok(resp)
 }

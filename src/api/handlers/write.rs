@@ -16,7 +16,9 @@ use serde_json::{json, Map, Value};
 const GENERATE_NAME_ATTEMPTS: usize = 8;
 
 pub fn content_type(headers: &HeaderMap) -> Option<&str> {
-    headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
 }
 
 /// `metav1.Time` as kube-apiserver writes it: RFC 3339, whole seconds, UTC.
@@ -57,7 +59,11 @@ fn check_type_meta(res: &ResourceInfo, obj: &mut Map<String, Value>) -> Result<(
 }
 
 /// The object's namespace: the URL's, which the body may repeat but not contradict.
-fn resolve_namespace(res: &ResourceInfo, path: &ResourcePath, obj: &mut Map<String, Value>) -> Result<Option<String>, ApiError> {
+fn resolve_namespace(
+    res: &ResourceInfo,
+    path: &ResourcePath,
+    obj: &mut Map<String, Value>,
+) -> Result<Option<String>, ApiError> {
     if !res.namespaced {
         meta_mut(obj).remove("namespace");
         return Ok(None);
@@ -75,7 +81,11 @@ fn resolve_namespace(res: &ResourceInfo, path: &ResourcePath, obj: &mut Map<Stri
 }
 
 fn cause(reason: &str, field: &str, message: String) -> Cause {
-    Cause { reason: reason.into(), message, field: field.into() }
+    Cause {
+        reason: reason.into(),
+        message,
+        field: field.into(),
+    }
 }
 
 /// ObjectMeta validation shared by create and update.
@@ -90,7 +100,11 @@ fn validate_meta(res: &ResourceInfo, obj: &Map<String, Value>, check_name: bool)
             NameRule::PathSegment => validation::path_segment_name(name, false),
         };
         for e in errs {
-            causes.push(cause("FieldValueInvalid", "metadata.name", format!("Invalid value: \"{name}\": {e}")));
+            causes.push(cause(
+                "FieldValueInvalid",
+                "metadata.name",
+                format!("Invalid value: \"{name}\": {e}"),
+            ));
         }
     }
     if let Some(labels) = meta(obj).and_then(|m| m.get("labels")) {
@@ -98,26 +112,52 @@ fn validate_meta(res: &ResourceInfo, obj: &Map<String, Value>, check_name: bool)
             Some(labels) => {
                 for (k, v) in labels {
                     for e in validation::qualified_name(k) {
-                        causes.push(cause("FieldValueInvalid", "metadata.labels", format!("Invalid value: \"{k}\": {e}")));
+                        causes.push(cause(
+                            "FieldValueInvalid",
+                            "metadata.labels",
+                            format!("Invalid value: \"{k}\": {e}"),
+                        ));
                     }
                     match v.as_str() {
                         Some(v) => {
                             for e in validation::label_value(v) {
-                                causes.push(cause("FieldValueInvalid", "metadata.labels", format!("Invalid value: \"{v}\": {e}")));
+                                causes.push(cause(
+                                    "FieldValueInvalid",
+                                    "metadata.labels",
+                                    format!("Invalid value: \"{v}\": {e}"),
+                                ));
                             }
                         }
-                        None => causes.push(cause("FieldValueTypeInvalid", "metadata.labels", "Invalid value: label values must be strings".into())),
+                        None => causes.push(cause(
+                            "FieldValueTypeInvalid",
+                            "metadata.labels",
+                            "Invalid value: label values must be strings".into(),
+                        )),
                     }
                 }
             }
             None if labels.is_null() => {}
-            None => causes.push(cause("FieldValueTypeInvalid", "metadata.labels", "Invalid value: must be an object".into())),
+            None => causes.push(cause(
+                "FieldValueTypeInvalid",
+                "metadata.labels",
+                "Invalid value: must be an object".into(),
+            )),
         }
     }
-    if let Some(ann) = meta(obj).and_then(|m| m.get("annotations")).and_then(Value::as_object) {
-        let total: usize = ann.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum();
+    if let Some(ann) = meta(obj)
+        .and_then(|m| m.get("annotations"))
+        .and_then(Value::as_object)
+    {
+        let total: usize = ann
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+            .sum();
         if total > 256 * 1024 {
-            causes.push(cause("FieldValueTooLong", "metadata.annotations", format!("Too long: must have at most {} bytes", 256 * 1024)));
+            causes.push(cause(
+                "FieldValueTooLong",
+                "metadata.annotations",
+                format!("Too long: must have at most {} bytes", 256 * 1024),
+            ));
         }
     }
     causes
@@ -136,10 +176,18 @@ fn initial_status(res: &ResourceInfo) -> Value {
 
 fn prepare_for_create(res: &ResourceInfo, obj: &mut Map<String, Value>) {
     let m = meta_mut(obj);
-    for k in ["resourceVersion", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+    for k in [
+        "resourceVersion",
+        "selfLink",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+    ] {
         m.remove(k);
     }
-    m.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+    m.insert(
+        "uid".into(),
+        Value::String(uuid::Uuid::new_v4().to_string()),
+    );
     m.insert("creationTimestamp".into(), Value::String(now_rfc3339()));
     if res.generation {
         m.insert("generation".into(), json!(1));
@@ -159,44 +207,82 @@ fn prepare_for_create(res: &ResourceInfo, obj: &mut Map<String, Value>) {
 
 /// Namespaced creates need a live namespace (NamespaceLifecycle): 404 if missing, 403 if it is
 /// terminating. The cache answers first; a miss is confirmed against the store.
-pub async fn check_namespace(api: &Api, res: &ResourceInfo, ns: &str, name: &str) -> Result<(), ApiError> {
-    let ns_res = crate::api::catalogue::lookup("", "v1", "namespaces").expect("namespaces are served");
+pub async fn check_namespace(
+    api: &Api,
+    res: &ResourceInfo,
+    ns: &str,
+    name: &str,
+) -> Result<(), ApiError> {
+    let ns_res =
+        crate::api::catalogue::lookup("", "v1", "namespaces").expect("namespaces are served");
     let key = api.key(ns_res, None, ns);
     let obj = match api.caches.get(ns_res).get(&key) {
         Some(o) => Some(o),
         None => {
-            let (kv, _) = api.store.get(&key).await.map_err(|e| store_error(e, ns_res, "get"))?;
-            kv.and_then(|kv| RawObject::from_kv(ns_res, &kv).ok()).map(std::sync::Arc::new)
+            let (kv, _) = api
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| store_error(e, ns_res, "get"))?;
+            kv.and_then(|kv| RawObject::from_kv(ns_res, &kv).ok())
+                .map(std::sync::Arc::new)
         }
     };
-    let Some(obj) = obj else { return Err(ApiError::namespace_not_found(ns)) };
+    let Some(obj) = obj else {
+        return Err(ApiError::namespace_not_found(ns));
+    };
     if obj.field(ns_res, "status.phase") == Some("Terminating") {
         return Err(ApiError::forbidden_terminating(res, name, ns));
     }
     Ok(())
 }
 
-pub async fn create(api: &Api, path: &ResourcePath, q: &Query, headers: &HeaderMap, body: Bytes, format: Format) -> Result<Resp, ApiError> {
+pub async fn create(
+    api: &Api,
+    path: &ResourcePath,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Bytes,
+    format: Format,
+) -> Result<Resp, ApiError> {
     let res = path.res;
     let mut obj = decode_body(content_type(headers), &body)?;
     check_type_meta(res, &mut obj)?;
     let ns = resolve_namespace(res, path, &mut obj)?;
     if meta_str(&obj, "resourceVersion").is_some_and(|rv| !rv.is_empty()) {
-        return Err(ApiError::new(500, "", "resourceVersion should not be set on objects to be created"));
+        return Err(ApiError::new(
+            500,
+            "",
+            "resourceVersion should not be set on objects to be created",
+        ));
     }
     create_object(api, res, ns, obj, q, format).await
 }
 
-async fn create_object(api: &Api, res: &'static ResourceInfo, ns: Option<String>, mut obj: Map<String, Value>, q: &Query, format: Format) -> Result<Resp, ApiError> {
+async fn create_object(
+    api: &Api,
+    res: &'static ResourceInfo,
+    ns: Option<String>,
+    mut obj: Map<String, Value>,
+    q: &Query,
+    format: Format,
+) -> Result<Resp, ApiError> {
     let name = meta_str(&obj, "name").unwrap_or("").to_string();
     let generate = meta_str(&obj, "generateName").unwrap_or("").to_string();
     if name.is_empty() && generate.is_empty() {
-        let c = cause("FieldValueRequired", "metadata.name", "Required value: name or generateName is required".into());
+        let c = cause(
+            "FieldValueRequired",
+            "metadata.name",
+            "Required value: name or generateName is required".into(),
+        );
         return Err(ApiError::invalid(res, "", vec![c]));
     }
     let generated = name.is_empty();
     if generated {
-        meta_mut(&mut obj).insert("name".into(), Value::String(validation::generate_name(&generate)));
+        meta_mut(&mut obj).insert(
+            "name".into(),
+            Value::String(validation::generate_name(&generate)),
+        );
     }
     let causes = validate_meta(res, &obj, true);
     if !causes.is_empty() {
@@ -210,7 +296,10 @@ async fn create_object(api: &Api, res: &'static ResourceInfo, ns: Option<String>
     let attempts = if generated { GENERATE_NAME_ATTEMPTS } else { 1 };
     for attempt in 0..attempts {
         if generated && attempt > 0 {
-            meta_mut(&mut obj).insert("name".into(), Value::String(validation::generate_name(&generate)));
+            meta_mut(&mut obj).insert(
+                "name".into(),
+                Value::String(validation::generate_name(&generate)),
+            );
         }
         let name = meta_str(&obj, "name").unwrap_or("").to_string();
         let key = api.key(res, ns.as_deref(), &name);
@@ -228,7 +317,8 @@ async fn create_object(api: &Api, res: &'static ResourceInfo, ns: Option<String>
             Err(StoreError::AlreadyExists) if generated && attempt + 1 < attempts => continue,
             Err(StoreError::AlreadyExists) if generated => {
                 let mut e = ApiError::already_exists(res, &name);
-                e.message.push_str(", the server was not able to generate a unique name for the object");
+                e.message
+                    .push_str(", the server was not able to generate a unique name for the object");
                 e.details.retry_after_seconds = 1;
                 return Err(e);
             }
@@ -239,7 +329,14 @@ async fn create_object(api: &Api, res: &'static ResourceInfo, ns: Option<String>
     unreachable!("the loop returns on its last attempt")
 }
 
-pub async fn update(api: &Api, path: &ResourcePath, q: &Query, headers: &HeaderMap, body: Bytes, format: Format) -> Result<Resp, ApiError> {
+pub async fn update(
+    api: &Api,
+    path: &ResourcePath,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Bytes,
+    format: Format,
+) -> Result<Resp, ApiError> {
     let res = path.res;
     let name = path.name.clone().unwrap_or_default();
     let mut new = decode_body(content_type(headers), &body)?;
@@ -260,7 +357,8 @@ pub async fn update(api: &Api, path: &ResourcePath, q: &Query, headers: &HeaderM
         _ => None,
     };
     let allow_create = res.create_on_update && path.subresource.is_none();
-    let outcome = guaranteed_update(api, path, q, format, |_old| Ok((new.clone(), precondition))).await;
+    let outcome =
+        guaranteed_update(api, path, q, format, |_old| Ok((new.clone(), precondition))).await;
     match outcome {
         Err(e) if e.code == 404 && allow_create && e.reason == "NotFound" => {
             if precondition.is_some() {
@@ -276,23 +374,40 @@ pub async fn update(api: &Api, path: &ResourcePath, q: &Query, headers: &HeaderM
 const JSON_PATCH: &str = "application/json-patch+json";
 const MERGE_PATCH: &str = "application/merge-patch+json";
 
-pub async fn patch(api: &Api, path: &ResourcePath, q: &Query, headers: &HeaderMap, body: Bytes, format: Format) -> Result<Resp, ApiError> {
+pub async fn patch(
+    api: &Api,
+    path: &ResourcePath,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Bytes,
+    format: Format,
+) -> Result<Resp, ApiError> {
     let ct = codec::media_type(content_type(headers));
     if ct != JSON_PATCH && ct != MERGE_PATCH {
         // Strategic merge and apply patches arrive with the OpenAPI-driven work.
         return Err(ApiError::unsupported_media_type(&[JSON_PATCH, MERGE_PATCH]));
     }
-    let patch_doc: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    let patch_doc: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
     let json_patch: Option<json_patch::Patch> = if ct == JSON_PATCH {
-        let p: json_patch::Patch = serde_json::from_value(patch_doc.clone())
-            .map_err(|e| ApiError::bad_request(format!("the server rejected our request due to an error in our request: {e}")))?;
+        let p: json_patch::Patch = serde_json::from_value(patch_doc.clone()).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the server rejected our request due to an error in our request: {e}"
+            ))
+        })?;
         if p.0.len() > 10_000 {
-            return Err(ApiError::new(422, "Invalid", "The allowed maximum operations in a JSON patch is 10000, got more"));
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                "The allowed maximum operations in a JSON patch is 10000, got more",
+            ));
         }
         Some(p)
     } else {
         if !patch_doc.is_object() {
-            return Err(ApiError::bad_request("error decoding patch: a merge patch must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "error decoding patch: a merge patch must be a JSON object",
+            ));
         }
         None
     };
@@ -300,11 +415,16 @@ pub async fn patch(api: &Api, path: &ResourcePath, q: &Query, headers: &HeaderMa
     guaranteed_update(api, path, q, format, |old| {
         let mut doc = Value::Object(old.clone());
         match &json_patch {
-            Some(p) => json_patch::patch(&mut doc, p).map_err(|e| patch_invalid(res, &body, &e.to_string()))?,
+            Some(p) => json_patch::patch(&mut doc, p)
+                .map_err(|e| patch_invalid(res, &body, &e.to_string()))?,
             None => json_patch::merge(&mut doc, &patch_doc),
         }
         let Value::Object(mut new) = doc else {
-            return Err(patch_invalid(res, &body, "the patched document is not an object"));
+            return Err(patch_invalid(
+                res,
+                &body,
+                "the patched document is not an object",
+            ));
         };
         check_type_meta(res, &mut new)?;
         let old_rv = meta_str(old, "resourceVersion").unwrap_or("");
@@ -319,7 +439,11 @@ pub async fn patch(api: &Api, path: &ResourcePath, q: &Query, headers: &HeaderMa
 
 fn patch_invalid(res: &ResourceInfo, body: &[u8], err: &str) -> ApiError {
     let shown = String::from_utf8_lossy(body);
-    let c = cause("FieldValueInvalid", "patch", format!("Invalid value: \"{shown}\": {err}"));
+    let c = cause(
+        "FieldValueInvalid",
+        "patch",
+        format!("Invalid value: \"{shown}\": {err}"),
+    );
     let mut e = ApiError::invalid(res, "", vec![c]);
     e.message = format!("the server rejected our request due to an error in our request: {err}");
     e
@@ -327,7 +451,13 @@ fn patch_invalid(res: &ResourceInfo, body: &[u8], err: &str) -> ApiError {
 
 /// Read-modify-write with CAS, retried on conflicts unless the client gave a resourceVersion.
 /// `make` turns the current object (as served) into the desired one plus a precondition.
-async fn guaranteed_update<F>(api: &Api, path: &ResourcePath, q: &Query, format: Format, mut make: F) -> Result<Resp, ApiError>
+async fn guaranteed_update<F>(
+    api: &Api,
+    path: &ResourcePath,
+    q: &Query,
+    format: Format,
+    mut make: F,
+) -> Result<Resp, ApiError>
 where
     F: FnMut(&Map<String, Value>) -> Result<(Map<String, Value>, Option<i64>), ApiError>,
 {
@@ -335,8 +465,14 @@ where
     let name = path.name.clone().unwrap_or_default();
     let key = api.key(res, path.namespace.as_deref(), &name);
     loop {
-        let (kv, _) = api.store.get(&key).await.map_err(|e| store_error(e, res, "get"))?;
-        let Some(kv) = kv else { return Err(ApiError::not_found(res, &name)) };
+        let (kv, _) = api
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| store_error(e, res, "get"))?;
+        let Some(kv) = kv else {
+            return Err(ApiError::not_found(res, &name));
+        };
         let current = RawObject::from_kv(res, &kv).map_err(ApiError::internal)?;
         let old = current.to_map();
         let (mut new, precondition) = make(&old)?;
@@ -375,8 +511,14 @@ where
                 let enc = codec::encode(res.kind, &res.api_version(), &new, Some(rev));
                 return Ok(object_response(200, format, enc.json));
             }
-            Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound) if precondition.is_none() => continue,
-            Err(StoreError::Conflict { .. }) => return Err(ApiError::modified_conflict(res, &name)),
+            Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound)
+                if precondition.is_none() =>
+            {
+                continue
+            }
+            Err(StoreError::Conflict { .. }) => {
+                return Err(ApiError::modified_conflict(res, &name))
+            }
             Err(StoreError::NotFound) => return Err(ApiError::not_found(res, &name)),
             Err(e) => return Err(store_error(e, res, "update")),
         }
@@ -391,7 +533,13 @@ fn spec_of(obj: &Map<String, Value>) -> Map<String, Value> {
 }
 
 /// The update strategy: what a client may change, and what the server keeps or bumps.
-fn prepare_for_update(res: &ResourceInfo, subresource: Option<&str>, old: &Map<String, Value>, new: &mut Map<String, Value>, name: &str) -> Result<(), ApiError> {
+fn prepare_for_update(
+    res: &ResourceInfo,
+    subresource: Option<&str>,
+    old: &Map<String, Value>,
+    new: &mut Map<String, Value>,
+    name: &str,
+) -> Result<(), ApiError> {
     match subresource {
         Some("status") => {
             // Only status changes through /status.
@@ -435,15 +583,26 @@ fn prepare_for_update(res: &ResourceInfo, subresource: Option<&str>, old: &Map<S
         let m = meta_mut(new);
         m.remove("resourceVersion");
         m.remove("selfLink");
-        for k in ["creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+        for k in [
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
             match old_meta.get(k) {
                 Some(v) => m.insert(k.into(), v.clone()),
                 None => m.remove(k),
             };
         }
-        match (m.get("uid").and_then(Value::as_str), old_meta.get("uid").and_then(Value::as_str)) {
+        match (
+            m.get("uid").and_then(Value::as_str),
+            old_meta.get("uid").and_then(Value::as_str),
+        ) {
             (Some(n), Some(o)) if !n.is_empty() && n != o => {
-                causes.push(cause("FieldValueInvalid", "metadata.uid", format!("Invalid value: \"{n}\": field is immutable")));
+                causes.push(cause(
+                    "FieldValueInvalid",
+                    "metadata.uid",
+                    format!("Invalid value: \"{n}\": field is immutable"),
+                ));
             }
             _ => {
                 if let Some(u) = old_meta.get("uid") {
@@ -452,10 +611,19 @@ fn prepare_for_update(res: &ResourceInfo, subresource: Option<&str>, old: &Map<S
             }
         }
         if old_meta.contains_key("deletionTimestamp") {
-            let old_f: Vec<&Value> = old_meta.get("finalizers").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
+            let old_f: Vec<&Value> = old_meta
+                .get("finalizers")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().collect())
+                .unwrap_or_default();
             if let Some(new_f) = m.get("finalizers").and_then(Value::as_array) {
                 if new_f.iter().any(|f| !old_f.contains(&f)) {
-                    causes.push(cause("FieldValueForbidden", "metadata.finalizers", "Forbidden: no new finalizers can be added if the object is being deleted".into()));
+                    causes.push(cause(
+                        "FieldValueForbidden",
+                        "metadata.finalizers",
+                        "Forbidden: no new finalizers can be added if the object is being deleted"
+                            .into(),
+                    ));
                 }
             }
         }
@@ -468,7 +636,10 @@ fn prepare_for_update(res: &ResourceInfo, subresource: Option<&str>, old: &Map<S
         return Err(ApiError::invalid(res, name, causes));
     }
     if res.generation && spec_of(old) != spec_of(new) {
-        let g = meta(old).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0);
+        let g = meta(old)
+            .and_then(|m| m.get("generation"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         meta_mut(new).insert("generation".into(), json!(g + 1));
     }
     Ok(())
