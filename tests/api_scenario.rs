@@ -454,3 +454,44 @@ async fn raw_http_scenario_on_embedded_store() {
     let kapi = Kapi::embedded();
     scenario(&kapi.client()).await;
 }
+
+/// events.k8s.io/v1 and core/v1 events share one storage (and one store watch): each API sees
+/// the other's objects in its own shape.
+async fn events_views(c: &RawClient) {
+    let core = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1"},
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"}, "reason": "Started", "message": "hello",
+        "reportingComponent": "kubelet", "type": "Normal"});
+    let mut w = c.watch("/apis/events.k8s.io/v1/namespaces/default/events?watch=1&resourceVersion=0").await;
+    let r = c.post_json("/api/v1/namespaces/default/events", &core).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = c.get("/apis/events.k8s.io/v1/namespaces/default/events/e1").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!((v["apiVersion"].as_str(), v["note"].as_str(), v["regarding"]["name"].as_str()), (Some("events.k8s.io/v1"), Some("hello"), Some("p")));
+    assert_eq!(v["reportingController"], "kubelet");
+    let ev = w.next(Duration::from_secs(5)).await.expect("view watch event");
+    assert_eq!((ev["type"].as_str(), ev["object"]["note"].as_str()), (Some("ADDED"), Some("hello")));
+    let view = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e2"},
+        "regarding": {"kind": "Node", "name": "n1"}, "note": "from the new API", "reason": "R", "type": "Warning",
+        "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "ctl", "reportingInstance": "i", "action": "A"});
+    let r = c.post_json("/apis/events.k8s.io/v1/namespaces/default/events", &view).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = c.get("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dn1").await;
+    let items = r.json()["items"].clone();
+    assert_eq!(items.as_array().unwrap().len(), 1);
+    assert_eq!(items[0]["message"], "from the new API");
+    assert_eq!(items[0]["involvedObject"]["kind"], "Node");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_views_on_etcd() {
+    let etcd = EtcdServer::start();
+    let kapi = Kapi::on_etcd(&etcd);
+    events_views(&kapi.client()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_views_on_embedded_store() {
+    let kapi = Kapi::embedded();
+    events_views(&kapi.client()).await;
+}

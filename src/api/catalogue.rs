@@ -27,6 +27,18 @@ pub struct SelectableField {
     pub default: &'static str,
 }
 
+/// A resource served as a view of another one's storage (kube-apiserver's cohabiting resources):
+/// objects are stored as `storage_kind` and converted on the way in and out.
+#[derive(Debug)]
+pub struct Conversion {
+    pub storage_api_version: &'static str,
+    pub storage_kind: &'static str,
+    /// Group and plural of the resource that owns the storage (and the store watch).
+    pub storage_resource: (&'static str, &'static str),
+    pub to_storage: fn(&mut serde_json::Map<String, serde_json::Value>),
+    pub from_storage: fn(&mut serde_json::Map<String, serde_json::Value>),
+}
+
 #[derive(Debug)]
 pub struct ResourceInfo {
     pub group: &'static str,
@@ -50,6 +62,8 @@ pub struct ResourceInfo {
     pub return_deleted_object: bool,
     /// PUT to a missing name creates it (AllowCreateOnUpdate).
     pub create_on_update: bool,
+    /// Set for views of another resource's storage.
+    pub conversion: Option<&'static Conversion>,
 }
 
 impl ResourceInfo {
@@ -155,6 +169,48 @@ const EVENT_FIELDS: &[SelectableField] = &[
     f("type", &["type"], ""),
 ];
 
+const EVENTS_V1_FIELDS: &[SelectableField] = &[
+    f("involvedObject.kind", &["regarding", "kind"], ""),
+    f("involvedObject.namespace", &["regarding", "namespace"], ""),
+    f("involvedObject.name", &["regarding", "name"], ""),
+    f("involvedObject.uid", &["regarding", "uid"], ""),
+    f("involvedObject.apiVersion", &["regarding", "apiVersion"], ""),
+    f("involvedObject.resourceVersion", &["regarding", "resourceVersion"], ""),
+    f("involvedObject.fieldPath", &["regarding", "fieldPath"], ""),
+    f("reason", &["reason"], ""),
+    f("reportingComponent", &["reportingController"], ""),
+    f("source", &["deprecatedSource", "component"], ""),
+    f("type", &["type"], ""),
+];
+
+/// events.k8s.io/v1 field name ⇄ core/v1 Event field name.
+const EVENTS_V1_RENAMES: &[(&str, &str)] = &[
+    ("regarding", "involvedObject"),
+    ("note", "message"),
+    ("deprecatedSource", "source"),
+    ("deprecatedFirstTimestamp", "firstTimestamp"),
+    ("deprecatedLastTimestamp", "lastTimestamp"),
+    ("deprecatedCount", "count"),
+    ("reportingController", "reportingComponent"),
+];
+
+fn rename_fields(obj: &mut serde_json::Map<String, serde_json::Value>, to_core: bool) {
+    for (view, core) in EVENTS_V1_RENAMES {
+        let (from, to) = if to_core { (view, core) } else { (core, view) };
+        if let Some(v) = obj.remove(*from) {
+            obj.insert(to.to_string(), v);
+        }
+    }
+}
+
+static EVENTS_V1_CONVERSION: Conversion = Conversion {
+    storage_api_version: "v1",
+    storage_kind: "Event",
+    storage_resource: ("", "events"),
+    to_storage: |o| rename_fields(o, true),
+    from_storage: |o| rename_fields(o, false),
+};
+
 #[allow(clippy::too_many_arguments)]
 const fn r(
     group: &'static str,
@@ -183,6 +239,7 @@ const fn r(
         names: NameRule::Subdomain,
         return_deleted_object: false,
         create_on_update: false,
+        conversion: None,
     }
 }
 
@@ -525,6 +582,11 @@ fn build() -> Vec<ResourceInfo> {
                 false,
                 false,
             )
+        },
+        ResourceInfo {
+            fields: EVENTS_V1_FIELDS,
+            conversion: Some(&EVENTS_V1_CONVERSION),
+            ..r("events.k8s.io", "events", "event", "Event", true, &["ev"], "events", false, false)
         },
         r(
             "discovery.k8s.io",

@@ -55,6 +55,10 @@ pub struct WatchCache {
     pub watchers: WatcherRegistry,
     ready: AtomicBool,
     history: usize,
+    /// For a view of another resource's storage: the cache whose store watch feeds this one.
+    source: Option<Arc<WatchCache>>,
+    /// What this cache received from the store, relayed to caches that view the same storage.
+    relay: tokio::sync::broadcast::Sender<WatchMessage>,
 }
 
 /// Where a watch starts.
@@ -82,6 +86,7 @@ impl WatchCache {
         etcd_prefix: &str,
         store: DynStore,
         history: usize,
+        source: Option<Arc<WatchCache>>,
     ) -> Arc<Self> {
         let prefix = format!(
             "{}/{}/",
@@ -103,6 +108,8 @@ impl WatchCache {
             watchers: WatcherRegistry::default(),
             ready: AtomicBool::new(false),
             history: history.max(16),
+            source,
+            relay: tokio::sync::broadcast::channel(1024).0,
         })
     }
 
@@ -299,7 +306,8 @@ impl WatchCache {
     /// is refilled from store history and clients can resume watches across a restart.
     async fn initialize(&self) -> Result<(i64, i64), StoreError> {
         let current = self.store.current_revision().await?;
-        let base = (current - self.history as i64).max(1);
+        // Views are fed by their source's live events, so they cannot refill history.
+        let base = if self.source.is_some() { current } else { (current - self.history as i64).max(1) };
         let (objects, base) = match self.list_all(base).await {
             Ok(m) => (m, base),
             Err(StoreError::Compacted { .. }) | Err(StoreError::FutureRevision) => {
@@ -345,7 +353,12 @@ impl WatchCache {
 
     async fn feed(self: Arc<Self>) {
         let mut resume: Option<i64> = None;
+        let mut relay_rx = None;
         loop {
+            if resume.is_none() {
+                // Subscribe before listing so that no relayed event falls in between.
+                relay_rx = self.source.as_ref().map(|s| s.relay.subscribe());
+            }
             let from = match resume {
                 Some(r) => r,
                 None => match self.initialize().await {
@@ -376,7 +389,15 @@ impl WatchCache {
                 },
             };
             resume = Some(from);
-            let mut stream = match self.store.watch(&self.prefix, from + 1).await {
+            let watched = match (&self.source, relay_rx.take()) {
+                (Some(_), Some(rx)) => Ok(relay_stream(rx)),
+                (Some(_), None) => {
+                    resume = None;
+                    continue;
+                }
+                (None, _) => self.store.watch(&self.prefix, from + 1).await,
+            };
+            let mut stream = match watched {
                 Ok(s) => s,
                 Err(StoreError::Compacted { .. }) => {
                     resume = None;
@@ -391,6 +412,9 @@ impl WatchCache {
             while let Some(msg) = stream.next().await {
                 match msg {
                     Ok(WatchMessage::Events(events)) => {
+                        if self.relay.receiver_count() > 0 {
+                            let _ = self.relay.send(WatchMessage::Events(events.clone()));
+                        }
                         let applied = self.apply(events);
                         self.watchers.dispatch(&applied);
                         let rev = self.revision();
@@ -398,6 +422,9 @@ impl WatchCache {
                         resume = Some(rev);
                     }
                     Ok(WatchMessage::Progress(rev)) => {
+                        if self.relay.receiver_count() > 0 {
+                            let _ = self.relay.send(WatchMessage::Progress(rev));
+                        }
                         self.advance_to(rev);
                         resume = Some(self.revision());
                     }
@@ -478,6 +505,21 @@ impl WatchCache {
     }
 }
 
+/// A view cache's input: its source's relayed messages. Falling behind ends the stream, and
+/// the view re-initialises.
+fn relay_stream(rx: tokio::sync::broadcast::Receiver<WatchMessage>) -> futures::stream::BoxStream<'static, Result<WatchMessage, StoreError>> {
+    futures::stream::unfold(rx, |mut rx| async move {
+        match rx.recv().await {
+            Ok(m) => Some((Ok(m), rx)),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                Some((Err(StoreError::Unavailable(format!("view cache lagged {n} messages behind its source"))), rx))
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+        }
+    })
+    .boxed()
+}
+
 fn deleted_event(res: &ResourceInfo, old: &Arc<RawObject>, rev: i64) -> CacheEvent {
     let obj = old
         .with_revision(res, rev)
@@ -501,8 +543,13 @@ pub struct Caches {
 impl Caches {
     pub fn start(store: DynStore, etcd_prefix: &str, history: usize) -> Self {
         let mut by_resource = std::collections::HashMap::new();
-        for res in crate::api::catalogue::all() {
-            let cache = WatchCache::new(res, etcd_prefix, store.clone(), history);
+        let all = crate::api::catalogue::all();
+        // Storage owners first, then the views that read through them.
+        for res in all.iter().filter(|r| r.conversion.is_none()).chain(all.iter().filter(|r| r.conversion.is_some())) {
+            let source = res.conversion.map(|c| {
+                by_resource.get(&c.storage_resource).cloned().expect("a view's storage resource is served")
+            });
+            let cache = WatchCache::new(res, etcd_prefix, store.clone(), history, source);
             cache.start();
             by_resource.insert((res.group, res.plural), cache);
         }

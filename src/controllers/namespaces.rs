@@ -38,8 +38,7 @@ pub async fn ensure_system_namespaces(api: &Api) -> Result<(), StoreError> {
             "status": {"phase": "Active"},
         });
         let obj = obj.as_object().expect("object literal").clone();
-        let stored = codec::encode(res.kind, "v1", &obj, None);
-        match api.store.create(&key, stored.json).await {
+        match api.store.create(&key, codec::stored(res, &obj)).await {
             Ok(_) | Err(StoreError::AlreadyExists) => {
                 tracing::info!(namespace = ns, "created system namespace")
             }

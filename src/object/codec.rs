@@ -3,6 +3,7 @@
 //! Stored and served JSON always begins with `{"kind":...,"apiVersion":...,` so a list item (which
 //! omits kind and apiVersion, like kube-apiserver's typed lists) is a slice of the same bytes.
 
+use crate::api::catalogue::ResourceInfo;
 use crate::api::status::ApiError;
 use bytes::Bytes;
 use serde_json::{Map, Value};
@@ -129,6 +130,24 @@ pub fn encode(kind: &str, api_version: &str, obj: &Map<String, Value>, rv: Optio
     Encoded {
         json: Bytes::from(out),
         item_offset,
+    }
+}
+
+/// The object as served, at `rv` (None for dry runs, which have no resourceVersion yet).
+pub fn served(res: &ResourceInfo, obj: &Map<String, Value>, rv: Option<i64>) -> Bytes {
+    encode(res.kind, &res.api_version(), obj, rv).json
+}
+
+/// The bytes stored for `obj`: no resourceVersion, and in the storage type when the resource is
+/// a view of another one (events.k8s.io/v1 events are stored as core/v1 events).
+pub fn stored(res: &ResourceInfo, obj: &Map<String, Value>) -> Bytes {
+    match res.conversion {
+        Some(c) => {
+            let mut m = obj.clone();
+            (c.to_storage)(&mut m);
+            encode(c.storage_kind, c.storage_api_version, &m, None).json
+        }
+        None => encode(res.kind, &res.api_version(), obj, None).json,
     }
 }
 

@@ -57,11 +57,14 @@ impl RawObject {
         create_revision: i64,
         rv: i64,
     ) -> Result<Self, String> {
-        let obj: Map<String, Value> = match serde_json::from_slice(value) {
+        let mut obj: Map<String, Value> = match serde_json::from_slice(value) {
             Ok(Value::Object(m)) => m,
             Ok(_) => return Err(format!("{key}: stored value is not an object")),
             Err(e) => return Err(format!("{key}: stored value is not JSON: {e}")),
         };
+        if let Some(c) = res.conversion {
+            (c.from_storage)(&mut obj);
+        }
         Ok(Self::from_map(res, key, &obj, create_revision, rv))
     }
 

@@ -194,22 +194,22 @@ async fn delete_one(
                 }
             }
             if dry_run {
-                let enc = codec::encode(res.kind, &res.api_version(), &obj, Some(kv.mod_revision));
-                return Ok((200, enc.json));
+                let enc = codec::served(res, &obj, Some(kv.mod_revision));
+                return Ok((200, enc));
             }
-            let stored = codec::encode(res.kind, &res.api_version(), &obj, None);
-            match api.store.update(&key, stored.json, kv.mod_revision).await {
+            let stored = codec::stored(res, &obj);
+            match api.store.update(&key, stored, kv.mod_revision).await {
                 Ok(rev) => {
                     if is_namespace {
                         api.namespace_deleted.notify_one();
                     }
-                    let enc = codec::encode(res.kind, &res.api_version(), &obj, Some(rev));
+                    let enc = codec::served(res, &obj, Some(rev));
                     let code = if opts.orphan_dependents == Some(false) {
                         202
                     } else {
                         200
                     };
-                    return Ok((code, enc.json));
+                    return Ok((code, enc));
                 }
                 Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound) => continue,
                 Err(e) => return Err(store_error(e, res, "update")),

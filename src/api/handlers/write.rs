@@ -305,14 +305,14 @@ async fn create_object(
         let key = api.key(res, ns.as_deref(), &name);
         if q.is_dry_run() {
             // Dry-run creates answer with an empty resourceVersion.
-            let enc = codec::encode(res.kind, &res.api_version(), &obj, None);
-            return Ok(object_response(201, format, enc.json));
+            let enc = codec::served(res, &obj, None);
+            return Ok(object_response(201, format, enc));
         }
-        let stored = codec::encode(res.kind, &res.api_version(), &obj, None);
-        match api.store.create(&key, stored.json).await {
+        let stored = codec::stored(res, &obj);
+        match api.store.create(&key, stored).await {
             Ok(rev) => {
-                let enc = codec::encode(res.kind, &res.api_version(), &obj, Some(rev));
-                return Ok(object_response(201, format, enc.json));
+                let enc = codec::served(res, &obj, Some(rev));
+                return Ok(object_response(201, format, enc));
             }
             Err(StoreError::AlreadyExists) if generated && attempt + 1 < attempts => continue,
             Err(StoreError::AlreadyExists) if generated => {
@@ -491,25 +491,25 @@ where
             .and_then(|m| m.get("finalizers"))
             .and_then(Value::as_array)
             .is_none_or(|f| f.is_empty());
-        let stored = codec::encode(res.kind, &res.api_version(), &new, None);
-        if stored.json == kv.value {
+        let stored = codec::stored(res, &new);
+        if stored == kv.value {
             // A no-op update is not written and fires no event.
             return Ok(object_response(200, format, current.json().clone()));
         }
         if q.is_dry_run() {
-            let enc = codec::encode(res.kind, &res.api_version(), &new, Some(kv.mod_revision));
-            return Ok(object_response(200, format, enc.json));
+            let enc = codec::served(res, &new, Some(kv.mod_revision));
+            return Ok(object_response(200, format, enc));
         }
         let result = if deleting && finalizers_empty {
             // The last finalizer is gone: the object is deleted (ShouldDeleteDuringUpdate).
             api.store.delete(&key, kv.mod_revision).await
         } else {
-            api.store.update(&key, stored.json, kv.mod_revision).await
+            api.store.update(&key, stored, kv.mod_revision).await
         };
         match result {
             Ok(rev) => {
-                let enc = codec::encode(res.kind, &res.api_version(), &new, Some(rev));
-                return Ok(object_response(200, format, enc.json));
+                let enc = codec::served(res, &new, Some(rev));
+                return Ok(object_response(200, format, enc));
             }
             Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound)
                 if precondition.is_none() =>
