@@ -9,6 +9,7 @@ pub mod api;
 pub mod cache;
 pub mod config;
 pub mod controllers;
+pub mod metrics;
 pub mod object;
 pub mod server;
 pub mod storage;

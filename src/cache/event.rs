@@ -4,6 +4,7 @@ use super::filter::Filter;
 use crate::object::raw::RawObject;
 use bytes::Bytes;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventType {
@@ -30,6 +31,8 @@ pub struct CacheEvent {
     pub object: Arc<RawObject>,
     /// Modified: the previous object (for selector transitions).
     pub prev: Option<Arc<RawObject>>,
+    /// When the event entered the cache (delivery latency is measured from here).
+    pub applied_at: Instant,
     frame: Bytes,
     /// The object entered a watcher's selector: ADDED with the new object.
     as_added: OnceLock<Bytes>,
@@ -57,6 +60,7 @@ impl CacheEvent {
     ) -> Self {
         let frame = frame(etype.as_str(), object.json());
         CacheEvent {
+            applied_at: Instant::now(),
             revision,
             etype,
             object,

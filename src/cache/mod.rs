@@ -53,6 +53,7 @@ pub struct WatchCache {
     state: RwLock<State>,
     rev_tx: watch::Sender<i64>,
     pub watchers: WatcherRegistry,
+    pub metrics: crate::metrics::ResourceMetrics,
     ready: AtomicBool,
     history: usize,
     /// For a view of another resource's storage: the cache whose store watch feeds this one.
@@ -105,7 +106,11 @@ impl WatchCache {
                 snapshots: VecDeque::new(),
             }),
             rev_tx: watch::channel(0).0,
-            watchers: WatcherRegistry::default(),
+            watchers: {
+                let m = crate::metrics::ResourceMetrics::new(res);
+                WatcherRegistry::new(m.registered_watchers.clone(), m.stalls.clone())
+            },
+            metrics: crate::metrics::ResourceMetrics::new(res),
             ready: AtomicBool::new(false),
             history: history.max(16),
             source,
@@ -289,16 +294,28 @@ impl WatchCache {
         self.rev_tx.subscribe()
     }
 
+    /// Publishes the cache's revision to waiting readers and the metrics.
+    fn publish(&self) {
+        let (rev, len) = {
+            let st = self.state.read().expect("cache lock");
+            (st.revision, st.objects.len())
+        };
+        self.rev_tx.send_if_modified(|r| {
+            let changed = *r < rev;
+            *r = (*r).max(rev);
+            changed
+        });
+        self.metrics.cache_revision.set(rev as f64);
+        self.metrics.objects.set(len as f64);
+        self.metrics.objects_legacy.set(len as f64);
+    }
+
     fn advance_to(&self, revision: i64) {
         let mut st = self.state.write().expect("cache lock");
         if revision > st.revision {
             st.revision = revision;
             drop(st);
-            self.rev_tx.send_if_modified(|r| {
-                let changed = *r < revision;
-                *r = (*r).max(revision);
-                changed
-            });
+            self.publish();
         }
     }
 
@@ -316,6 +333,7 @@ impl WatchCache {
             Err(e) => return Err(e),
         };
         self.watchers.terminate_all();
+        self.metrics.initializations.increment(1);
         {
             let mut st = self.state.write().expect("cache lock");
             st.objects = objects;
@@ -325,6 +343,7 @@ impl WatchCache {
             st.snapshots.clear();
         }
         self.rev_tx.send_replace(base);
+        self.publish();
         Ok((base, current))
     }
 
@@ -415,11 +434,12 @@ impl WatchCache {
                         if self.relay.receiver_count() > 0 {
                             let _ = self.relay.send(WatchMessage::Events(events.clone()));
                         }
+                        self.metrics.events_received.increment(events.len() as u64);
                         let applied = self.apply(events);
                         self.watchers.dispatch(&applied);
-                        let rev = self.revision();
-                        self.rev_tx.send_replace(rev);
-                        resume = Some(rev);
+                        self.metrics.events_dispatched.increment(applied.len() as u64);
+                        self.publish();
+                        resume = Some(self.revision());
                     }
                     Ok(WatchMessage::Progress(rev)) => {
                         if self.relay.receiver_count() > 0 {
@@ -499,6 +519,7 @@ impl WatchCache {
                     st.floor = old.revision;
                 }
             }
+            self.metrics.watch_event_sizes.record(cache_event.frame().len() as f64);
             out.push(cache_event);
         }
         out
@@ -531,7 +552,7 @@ fn deleted_event(res: &ResourceInfo, old: &Arc<RawObject>, rev: i64) -> CacheEve
 fn ring_after(ring: &VecDeque<Arc<CacheEvent>>, after: i64, filter: &Filter) -> Vec<Delivery> {
     let start = ring.partition_point(|e| e.revision <= after);
     ring.range(start..)
-        .filter_map(|e| e.frame_for(filter).map(|f| (e.revision, f)))
+        .filter_map(|e| e.frame_for(filter).map(|frame| Delivery { revision: e.revision, frame, at: e.applied_at }))
         .collect()
 }
 

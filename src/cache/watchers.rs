@@ -7,13 +7,20 @@
 use super::event::CacheEvent;
 use super::filter::Filter;
 use bytes::Bytes;
+use metrics::{Counter, Gauge};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::mpsc;
 
-/// A queued delivery: the event's revision and its frame.
-pub type Delivery = (i64, Bytes);
+/// A queued frame: its event's revision, the shared bytes, and when the event entered the cache.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub revision: i64,
+    pub frame: Bytes,
+    pub at: Instant,
+}
 
 /// Per-watcher queue length. Small, because a stalled watcher catches up from the ring.
 pub const WATCHER_QUEUE: usize = 256;
@@ -27,40 +34,42 @@ pub struct WatcherShared {
 }
 
 #[derive(Default)]
-pub struct Watchers {
+struct Watchers {
     next_id: u64,
     map: HashMap<u64, Arc<WatcherShared>>,
 }
 
 pub struct WatcherRegistry {
     inner: Mutex<Watchers>,
+    registered: Gauge,
+    stalls: Counter,
 }
 
 impl Default for WatcherRegistry {
     fn default() -> Self {
-        WatcherRegistry {
-            inner: Mutex::new(Watchers::default()),
-        }
+        WatcherRegistry::new(Gauge::noop(), Counter::noop())
     }
 }
 
 impl WatcherRegistry {
+    pub fn new(registered: Gauge, stalls: Counter) -> Self {
+        WatcherRegistry { inner: Mutex::new(Watchers::default()), registered, stalls }
+    }
+
     pub fn register(&self, filter: Filter) -> (Arc<WatcherShared>, mpsc::Receiver<Delivery>) {
         let (tx, rx) = mpsc::channel(WATCHER_QUEUE);
         let mut w = self.inner.lock().expect("watchers lock");
         w.next_id += 1;
-        let shared = Arc::new(WatcherShared {
-            id: w.next_id,
-            filter,
-            tx,
-            stalled: AtomicBool::new(false),
-        });
+        let shared = Arc::new(WatcherShared { id: w.next_id, filter, tx, stalled: AtomicBool::new(false) });
         w.map.insert(shared.id, shared.clone());
+        self.registered.set(w.map.len() as f64);
         (shared, rx)
     }
 
     pub fn remove(&self, id: u64) {
-        self.inner.lock().expect("watchers lock").map.remove(&id);
+        let mut w = self.inner.lock().expect("watchers lock");
+        w.map.remove(&id);
+        self.registered.set(w.map.len() as f64);
     }
 
     pub fn len(&self) -> usize {
@@ -74,6 +83,7 @@ impl WatcherRegistry {
     /// Drops every watcher's sender: their streams end once drained (cache re-initialisation).
     pub fn terminate_all(&self) {
         self.inner.lock().expect("watchers lock").map.clear();
+        self.registered.set(0.0);
     }
 
     /// Hands `events` (in revision order) to every interested watcher.
@@ -88,13 +98,13 @@ impl WatcherRegistry {
                 continue;
             }
             for ev in events {
-                let Some(frame) = ev.frame_for(&watcher.filter) else {
-                    continue;
-                };
-                match watcher.tx.try_send((ev.revision, frame)) {
+                let Some(frame) = ev.frame_for(&watcher.filter) else { continue };
+                let delivery = Delivery { revision: ev.revision, frame, at: ev.applied_at };
+                match watcher.tx.try_send(delivery) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         watcher.stalled.store(true, Ordering::SeqCst);
+                        self.stalls.increment(1);
                         break;
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => {
@@ -110,6 +120,7 @@ impl WatcherRegistry {
             for id in closed {
                 w.map.remove(&id);
             }
+            self.registered.set(w.map.len() as f64);
         }
     }
 }

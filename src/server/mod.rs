@@ -10,6 +10,7 @@ use crate::cache::Caches;
 use crate::config::Config;
 use crate::storage::embedded::EmbeddedStore;
 use crate::storage::etcd::{EtcdStore, EtcdTls};
+use crate::storage::metered::Metered;
 use crate::storage::DynStore;
 use anyhow::Context;
 use futures::FutureExt;
@@ -49,7 +50,7 @@ async fn open_store(cfg: &Config) -> anyhow::Result<DynStore> {
         let store = EmbeddedStore::open(&path)
             .map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
         tracing::info!(path = %path.display(), "using the embedded store");
-        Ok(Arc::new(store))
+        Ok(Arc::new(Metered::new(store, &cfg.etcd_prefix)))
     } else {
         let tls = (cfg.etcd_cafile.is_some() || cfg.etcd_certfile.is_some()).then(|| EtcdTls {
             ca_file: cfg.etcd_cafile.clone(),
@@ -60,13 +61,14 @@ async fn open_store(cfg: &Config) -> anyhow::Result<DynStore> {
             .await
             .map_err(|e| anyhow::anyhow!("connecting to etcd {:?}: {e}", cfg.etcd_servers))?;
         tracing::info!(endpoints = ?cfg.etcd_servers, "using etcd");
-        Ok(Arc::new(store))
+        Ok(Arc::new(Metered::new(store, &cfg.etcd_prefix)))
     }
 }
 
 /// Starts everything and serves until the process is stopped.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     raise_nofile_limit();
+    crate::metrics::install()?;
     let store = open_store(&cfg).await?;
     std::fs::create_dir_all(&cfg.data_dir)?;
 

@@ -3,6 +3,7 @@
 use super::health;
 use crate::api::discovery::{self, DiscoveryFormat};
 use crate::api::handlers::{self, error_response, json_response, text_response, Api, Resp};
+use crate::api::openapi;
 use crate::api::request::{parse_resource_path, PathKind};
 use crate::api::status::ApiError;
 use crate::object::codec::MAX_BODY_BYTES;
@@ -31,6 +32,11 @@ impl Router {
         let query = req.uri().query().map(str::to_string);
         let method = req.method().clone();
         let is_get = method == Method::GET || method == Method::HEAD;
+        if is_get && path.starts_with("/openapi/") {
+            if let Some(resp) = openapi::serve(&path, query.as_deref(), req.headers()) {
+                return resp;
+            }
+        }
         match path.trim_end_matches('/') {
             "/healthz" | "/livez" | "/readyz" => {
                 return health::serve(&self.api, &path, query.as_deref()).await
@@ -42,6 +48,14 @@ impl Router {
                 return health::serve(&self.api, p, query.as_deref()).await
             }
             "/version" if is_get => return json_response(200, discovery::version_info()),
+            "/metrics" if is_get => {
+                let mut r = json_response(200, crate::metrics::render());
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                return r;
+            }
             "/api" if is_get => return self.discovery_root(&req, true),
             "/apis" if is_get => return self.discovery_root(&req, false),
             "/api/v1" if is_get => {

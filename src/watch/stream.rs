@@ -52,6 +52,8 @@ pub struct WatchBody {
     revisions: watch::Receiver<i64>,
     last_bookmark: i64,
     done: bool,
+    /// Frames sent but not yet added to apiserver_watch_events_total.
+    unflushed: u64,
 }
 
 impl WatchBody {
@@ -85,6 +87,7 @@ impl WatchBody {
             revisions,
             last_bookmark: 0,
             done: false,
+            unflushed: 0,
             cache,
         }
     }
@@ -128,8 +131,31 @@ impl WatchBody {
     }
 }
 
+/// One in this many deliveries records its latency and queue depth.
+const SAMPLE_EVERY: u64 = 64;
+
+impl WatchBody {
+    /// Drops duplicates (revision not newer than what was sent) and accounts for the frame.
+    fn deliver(&mut self, d: Delivery) -> Option<Bytes> {
+        if d.revision <= self.last_rv {
+            return None;
+        }
+        self.last_rv = d.revision;
+        self.unflushed += 1;
+        if self.unflushed == SAMPLE_EVERY {
+            let m = &self.cache.metrics;
+            m.watch_events.increment(self.unflushed);
+            m.delivery_latency.record(d.at.elapsed().as_secs_f64());
+            m.queue_depth.set(self.rx.len() as f64);
+            self.unflushed = 0;
+        }
+        Some(d.frame)
+    }
+}
+
 impl Drop for WatchBody {
     fn drop(&mut self) {
+        self.cache.metrics.watch_events.increment(self.unflushed);
         self.cache.watchers.remove(self.shared.id);
     }
 }
@@ -153,12 +179,11 @@ impl Body for WatchBody {
                 }
                 continue;
             }
-            if let Some((rev, f)) = this.pending.pop_front() {
-                if rev <= this.last_rv {
-                    continue;
+            if let Some(d) = this.pending.pop_front() {
+                match this.deliver(d) {
+                    Some(f) => return Poll::Ready(Some(Ok(Frame::data(f)))),
+                    None => continue,
                 }
-                this.last_rv = rev;
-                return Poll::Ready(Some(Ok(Frame::data(f))));
             }
             if this.deadline.as_mut().poll(cx).is_ready() {
                 this.done = true;
@@ -168,13 +193,10 @@ impl Body for WatchBody {
             // been queued already, so if the queue is empty a bookmark at it is safe.
             let published = *this.revisions.borrow();
             match this.rx.poll_recv(cx) {
-                Poll::Ready(Some((rev, f))) => {
-                    if rev <= this.last_rv {
-                        continue;
-                    }
-                    this.last_rv = rev;
-                    return Poll::Ready(Some(Ok(Frame::data(f))));
-                }
+                Poll::Ready(Some(d)) => match this.deliver(d) {
+                    Some(f) => return Poll::Ready(Some(Ok(Frame::data(f)))),
+                    None => continue,
+                },
                 Poll::Ready(None) => {
                     this.done = true;
                     return Poll::Ready(None);
@@ -194,6 +216,7 @@ impl Body for WatchBody {
                             resource = this.cache.res.plural,
                             "watcher fell out of the history ring; closing it"
                         );
+                        this.cache.metrics.terminated_watchers.increment(1);
                         this.done = true;
                         return Poll::Ready(None);
                     }

@@ -190,24 +190,113 @@ pub async fn handle(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Resp {
-    match dispatch(api, method, path, raw_query, headers, body).await {
+    let started = std::time::Instant::now();
+    let query = match Query::parse(raw_query) {
+        Ok(q) => q,
+        Err(e) => return error_response(&e),
+    };
+    let Some(verb) = request::verb(method, &path, &query) else {
+        return error_response(&ApiError::route_method_not_allowed());
+    };
+    let labels = request_labels(verb, &path, &query, headers);
+    let inflight = (verb != Verb::Watch).then(|| {
+        let g = crate::metrics::inflight(!matches!(verb, Verb::Get | Verb::List));
+        g.increment(1.0);
+        g
+    });
+    let resp = match dispatch(api, verb, path, query, headers, body).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
+    };
+    if let Some(g) = inflight {
+        g.decrement(1.0);
+    }
+    labels.finished(resp.status().as_u16(), started.elapsed().as_secs_f64());
+    if verb == Verb::Watch && resp.status().is_success() {
+        let gauge = labels.longrunning();
+        return resp.map(|b| LongRunning::new(b, gauge).boxed());
+    }
+    resp
+}
+
+fn request_labels(verb: Verb, path: &ResourcePath, q: &Query, headers: &HeaderMap) -> crate::metrics::RequestLabels {
+    let is_apply = verb == Verb::Patch
+        && headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/apply-patch"));
+    let verb = match verb {
+        Verb::Get => "GET",
+        Verb::List => "LIST",
+        Verb::Watch => "WATCH",
+        Verb::Create => "POST",
+        Verb::Update => "PUT",
+        Verb::Patch if is_apply => "APPLY",
+        Verb::Patch => "PATCH",
+        Verb::Delete => "DELETE",
+        Verb::DeleteCollection => "DELETECOLLECTION",
+    };
+    let scope = if path.name.is_some() {
+        "resource"
+    } else if path.namespace.is_some() {
+        "namespace"
+    } else {
+        "cluster"
+    };
+    crate::metrics::RequestLabels {
+        verb,
+        dry_run: q.is_dry_run(),
+        group: path.res.group,
+        version: path.res.version,
+        resource: path.res.plural,
+        subresource: path.subresource.clone().unwrap_or_default(),
+        scope,
+    }
+}
+
+/// A long-running response body that holds apiserver_longrunning_requests up while it lives.
+struct LongRunning {
+    inner: RespBody,
+    gauge: metrics::Gauge,
+}
+
+impl LongRunning {
+    fn new(inner: RespBody, gauge: metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        LongRunning { inner, gauge }
+    }
+}
+
+impl Drop for LongRunning {
+    fn drop(&mut self) {
+        self.gauge.decrement(1.0);
+    }
+}
+
+impl hyper::body::Body for LongRunning {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
     }
 }
 
 async fn dispatch(
     api: &Api,
-    method: &Method,
+    verb: Verb,
     path: ResourcePath,
-    raw_query: Option<&str>,
+    query: Query,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Resp, ApiError> {
-    let query = Query::parse(raw_query)?;
-    let Some(verb) = request::verb(method, &path, &query) else {
-        return Err(ApiError::route_method_not_allowed());
-    };
     if let Some(sub) = path.subresource.as_deref() {
         let allowed = match sub {
             "status" => {
