@@ -67,6 +67,75 @@ pub struct Config {
     #[arg(long = "watch-cache-history", default_value_t = 10_240)]
     pub watch_cache_history: usize,
 
+    /// Static bearer tokens: a CSV file of `token,user,uid,"group1,group2"`.
+    #[arg(long = "token-auth-file")]
+    pub token_auth_file: Option<PathBuf>,
+
+    /// PEM public or private keys (RSA or ECDSA) that verify service-account tokens (repeatable).
+    /// Defaults to the public half of --service-account-signing-key-file.
+    #[arg(long = "service-account-key-file", action = clap::ArgAction::Append)]
+    pub service_account_key_file: Vec<PathBuf>,
+
+    /// Issuer (`iss`) of service-account tokens (repeatable; the first one is used when signing).
+    #[arg(long = "service-account-issuer", action = clap::ArgAction::Append)]
+    pub service_account_issuer: Vec<String>,
+
+    /// PEM private key that signs service-account tokens (used by TokenRequest).
+    #[arg(long = "service-account-signing-key-file")]
+    pub service_account_signing_key_file: Option<PathBuf>,
+
+    /// Audiences a service-account token must name one of (comma-separated). Defaults to the
+    /// --service-account-issuer values.
+    #[arg(long = "api-audiences", value_delimiter = ',')]
+    pub api_audiences: Vec<String>,
+
+    /// OIDC issuer URL; enables the OIDC token authenticator (with --oidc-client-id).
+    #[arg(long = "oidc-issuer-url")]
+    pub oidc_issuer_url: Option<String>,
+
+    /// OIDC client ID: the `aud` an ID token must carry.
+    #[arg(long = "oidc-client-id")]
+    pub oidc_client_id: Option<String>,
+
+    /// Claim holding the user name. Claims other than `email` are prefixed with `<issuer>#`
+    /// unless --oidc-username-prefix is given (`-` disables prefixing).
+    #[arg(long = "oidc-username-claim", default_value = "sub")]
+    pub oidc_username_claim: String,
+
+    /// Claim holding the groups (a string or an array of strings).
+    #[arg(long = "oidc-groups-claim")]
+    pub oidc_groups_claim: Option<String>,
+
+    /// Prefix for user names from OIDC (`-` for none).
+    #[arg(long = "oidc-username-prefix")]
+    pub oidc_username_prefix: Option<String>,
+
+    /// Prefix for groups from OIDC.
+    #[arg(long = "oidc-groups-prefix")]
+    pub oidc_groups_prefix: Option<String>,
+
+    /// Accepted ID token signing algorithms (comma-separated).
+    #[arg(long = "oidc-signing-algs", value_delimiter = ',', default_value = "RS256")]
+    pub oidc_signing_algs: Vec<String>,
+
+    /// kapi-specific: the issuer's signing keys as a local JWKS file (kapi does not fetch the
+    /// issuer's discovery document).
+    #[arg(long = "oidc-jwks-file")]
+    pub oidc_jwks_file: Option<PathBuf>,
+
+    /// Requests without credentials are served as `system:anonymous` (group
+    /// `system:unauthenticated`), subject to authorization.
+    #[arg(long = "anonymous-auth", default_value_t = true, action = clap::ArgAction::Set)]
+    pub anonymous_auth: bool,
+
+    /// Ordered authorizers (comma-separated): AlwaysAllow, AlwaysDeny, ABAC, Node, RBAC.
+    #[arg(long = "authorization-mode", value_delimiter = ',', default_value = "Node,RBAC")]
+    pub authorization_mode: Vec<String>,
+
+    /// ABAC policy: one JSON policy object per line.
+    #[arg(long = "authorization-policy-file")]
+    pub authorization_policy_file: Option<PathBuf>,
+
     /// Log verbosity (0 = info, 2+ = debug, 4+ = trace); RUST_LOG overrides it.
     #[arg(short = 'v', long = "v", default_value_t = 0)]
     pub verbosity: u8,

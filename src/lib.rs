@@ -6,6 +6,7 @@
 //! raw-object model, codecs and validation; `controllers` what the apiserver does by itself.
 
 pub mod api;
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod controllers;

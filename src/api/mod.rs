@@ -5,6 +5,7 @@ pub mod catalogue;
 pub mod continue_token;
 pub mod discovery;
 pub mod handlers;
+pub mod openapi;
 pub mod request;
 pub mod selectors;
 pub mod status;

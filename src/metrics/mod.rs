@@ -39,7 +39,34 @@ pub fn install() -> anyhow::Result<&'static PrometheusHandle> {
 
 /// The exposition text for `/metrics`.
 pub fn render() -> String {
+    record_process();
     HANDLE.get().map(|h| h.render()).unwrap_or_default()
+}
+
+/// process_resident_memory_bytes and process_cpu_seconds_total, read from /proc at scrape time.
+fn record_process() {
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        let kb = |key: &str| -> Option<f64> {
+            status.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
+        };
+        if let Some(rss) = kb("VmRSS:") {
+            gauge!("process_resident_memory_bytes").set(rss * 1024.0);
+        }
+        if let Some(hwm) = kb("VmHWM:") {
+            gauge!("kapi_process_peak_resident_memory_bytes").set(hwm * 1024.0);
+        }
+    }
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        // Fields after the parenthesised command: utime and stime are the 12th and 13th.
+        if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            if let (Some(u), Some(s)) = (f.get(11).and_then(|v| v.parse::<f64>().ok()), f.get(12).and_then(|v| v.parse::<f64>().ok())) {
+                // Clock ticks are 100 per second on Linux.
+                // Exported as a gauge: the facade's counters are integers.
+                gauge!("process_cpu_seconds_total").set((u + s) / 100.0);
+            }
+        }
+    }
 }
 
 fn describe() {

@@ -2,5 +2,6 @@
 //! validation.
 
 pub mod codec;
+pub mod protobuf;
 pub mod raw;
 pub mod validation;

@@ -156,7 +156,7 @@ impl WatchBody {
 impl Drop for WatchBody {
     fn drop(&mut self) {
         self.cache.metrics.watch_events.increment(self.unflushed);
-        self.cache.watchers.remove(self.shared.id);
+        self.cache.watchers.remove(&self.shared);
     }
 }
 
