@@ -66,6 +66,20 @@ pub struct ResourceInfo {
     pub conversion: Option<&'static Conversion>,
 }
 
+/// A subresource served under a resource (`pods/status`, `deployments/scale`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subresource {
+    pub name: &'static str,
+    /// The kind it answers with: (group, version, kind).
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    /// Sorted.
+    pub verbs: &'static [&'static str],
+}
+
+const GET_PATCH_UPDATE: &[&str] = &["get", "patch", "update"];
+
 impl ResourceInfo {
     /// `apps/v1`, or `v1` for the core group.
     pub fn api_version(&self) -> String {
@@ -83,6 +97,32 @@ impl ResourceInfo {
             format!("{}.{}", self.plural, self.group)
         }
     }
+    /// The subresources kapi serves for this resource, in discovery order.
+    pub fn subresources(&self) -> Vec<Subresource> {
+        let own = |name, verbs| Subresource { name, group: self.group, version: self.version, kind: self.kind, verbs };
+        let mut out = Vec::new();
+        match (self.group, self.plural) {
+            ("", "pods") => {
+                out.push(Subresource { name: "binding", group: "", version: "v1", kind: "Binding", verbs: &["create"] });
+                out.push(own("ephemeralcontainers", GET_PATCH_UPDATE));
+                out.push(Subresource { name: "eviction", group: "policy", version: "v1", kind: "Eviction", verbs: &["create"] });
+            }
+            ("", "namespaces") => out.push(own("finalize", &["update"])),
+            ("apps", "deployments" | "replicasets" | "statefulsets") | ("", "replicationcontrollers") => {
+                out.push(Subresource { name: "scale", group: "autoscaling", version: "v1", kind: "Scale", verbs: GET_PATCH_UPDATE });
+            }
+            _ => {}
+        }
+        if self.status_subresource {
+            out.push(own("status", GET_PATCH_UPDATE));
+        }
+        out
+    }
+
+    pub fn subresource(&self, name: &str) -> Option<Subresource> {
+        self.subresources().into_iter().find(|s| s.name == name)
+    }
+
     pub fn list_kind(&self) -> String {
         format!("{}List", self.kind)
     }
@@ -729,11 +769,13 @@ mod tests {
                 lookup(r.group, r.version, r.plural).unwrap(),
                 r
             ));
-            assert!(
-                prefixes.insert(r.storage_prefix),
-                "duplicate prefix {}",
-                r.storage_prefix
-            );
+            if r.conversion.is_none() && !r.storage_prefix.is_empty() {
+                assert!(
+                    prefixes.insert(r.storage_prefix),
+                    "duplicate prefix {}",
+                    r.storage_prefix
+                );
+            }
         }
         assert_eq!(
             lookup("apps", "v1", "deployments").unwrap().qualified(),

@@ -32,8 +32,6 @@ const ALL_VERBS: &[&str] = &[
 const NAMESPACE_VERBS: &[&str] = &[
     "create", "delete", "get", "list", "patch", "update", "watch",
 ];
-/// Verbs of a `/status` subresource, sorted.
-const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
 
 /// The Kubernetes version kapi claims (kubectl checks version skew against it).
 const KUBE_MAJOR: &str = "1";
@@ -179,14 +177,19 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Vec<u8>> {
             json!(storage_version_hash(r.group, r.version, r.kind)),
         );
         list.push(Value::Object(m));
-        if r.status_subresource {
-            list.push(json!({
-                "name": format!("{}/status", r.plural),
-                "singularName": "",
-                "namespaced": r.namespaced,
-                "kind": r.kind,
-                "verbs": STATUS_VERBS,
-            }));
+        for sub in r.subresources() {
+            let mut e = Map::new();
+            e.insert("name".into(), json!(format!("{}/{}", r.plural, sub.name)));
+            e.insert("singularName".into(), json!(""));
+            e.insert("namespaced".into(), json!(r.namespaced));
+            // group/version only when they differ from the list's (e.g. autoscaling/v1 Scale).
+            if (sub.group, sub.version) != (r.group, r.version) {
+                e.insert("group".into(), json!(sub.group));
+                e.insert("version".into(), json!(sub.version));
+            }
+            e.insert("kind".into(), json!(sub.kind));
+            e.insert("verbs".into(), json!(sub.verbs));
+            list.push(Value::Object(e));
         }
     }
     let mut m = Map::new();
@@ -221,11 +224,17 @@ fn aggregated_resource(r: &ResourceInfo) -> Value {
     if !r.categories.is_empty() {
         m.insert("categories".into(), json!(r.categories));
     }
-    if r.status_subresource {
-        m.insert(
-            "subresources".into(),
-            json!([{"subresource": "status", "responseKind": kind, "verbs": STATUS_VERBS}]),
-        );
+    let subs: Vec<Value> = r
+        .subresources()
+        .iter()
+        .map(|s| {
+            json!({"subresource": s.name,
+                   "responseKind": {"group": s.group, "version": s.version, "kind": s.kind},
+                   "verbs": s.verbs})
+        })
+        .collect();
+    if !subs.is_empty() {
+        m.insert("subresources".into(), Value::Array(subs));
     }
     Value::Object(m)
 }
@@ -577,7 +586,10 @@ mod tests {
                 "verbs": ALL_VERBS,
                 "shortNames": ["deploy"],
                 "categories": ["all"],
-                "subresources": [{"subresource": "status", "responseKind": kind, "verbs": STATUS_VERBS}],
+                "subresources": [
+                    {"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]},
+                    {"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]},
+                ],
             }))
             .unwrap()
         );

@@ -115,7 +115,7 @@ pub fn verb(method: &Method, path: &ResourcePath, query: &Query) -> Option<Verb>
         Method::GET | Method::HEAD if path.watch_prefix || query.watch => Verb::Watch,
         Method::GET | Method::HEAD if named => Verb::Get,
         Method::GET | Method::HEAD => Verb::List,
-        Method::POST if !named => Verb::Create,
+        Method::POST if !named || path.subresource.is_some() => Verb::Create,
         Method::PUT if named => Verb::Update,
         Method::PATCH if named => Verb::Patch,
         Method::DELETE if named => Verb::Delete,

@@ -2,6 +2,7 @@
 
 pub mod delete;
 pub mod read;
+pub mod subresources;
 pub mod watch;
 pub mod write;
 
@@ -298,22 +299,29 @@ async fn dispatch(
     body: Bytes,
 ) -> Result<Resp, ApiError> {
     if let Some(sub) = path.subresource.as_deref() {
-        let allowed = match sub {
-            "status" => {
-                path.res.status_subresource
-                    && matches!(verb, Verb::Get | Verb::Update | Verb::Patch)
-            }
-            "finalize" => path.res.plural == "namespaces" && verb == Verb::Update,
+        let Some(served) = path.res.subresource(sub) else {
+            return Err(ApiError::resource_not_found());
+        };
+        let allowed = match verb {
+            Verb::Get => served.verbs.contains(&"get"),
+            Verb::Update => served.verbs.contains(&"update"),
+            Verb::Patch => served.verbs.contains(&"patch"),
+            Verb::Create => served.verbs.contains(&"create"),
             _ => false,
         };
+        // POST to a named object's subresource arrives as "create" with a name.
         if !allowed {
-            return Err(
-                if matches!(sub, "status" | "finalize") && path.res.status_subresource {
-                    ApiError::route_method_not_allowed()
-                } else {
-                    ApiError::resource_not_found()
-                },
-            );
+            return Err(ApiError::route_method_not_allowed());
+        }
+        let format = negotiate(headers)?;
+        match sub {
+            "scale" => return subresources::scale(api, &path, verb, headers, body, format).await,
+            "binding" => return subresources::binding(api, &path, headers, body).await,
+            "eviction" => return subresources::eviction(api, &path, &query, body).await,
+            "ephemeralcontainers" => {
+                return subresources::ephemeral_containers(api, &path, verb, headers, body, format).await
+            }
+            _ => {}
         }
     }
     if !query.dry_run.is_empty() && query.dry_run.iter().any(|d| d != "All") {
