@@ -1,11 +1,11 @@
 //! Build script. Its only job so far: derive the Kubernetes protobuf schema table used by
-//! `src/object/protobuf/` (see `build/protobuf_schema.rs`). Needs no `protoc`.
+//! `src/object/protobuf/` (see `src/object/protobuf/schema_gen.rs`). Needs no `protoc`.
 
-#[path = "build/protobuf_schema.rs"]
+#[path = "src/object/protobuf/schema_gen.rs"]
 mod protobuf_schema;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-changed=build/protobuf_schema.rs");
+    println!("cargo:rerun-if-changed=src/object/protobuf/schema_gen.rs");
     protobuf_schema::generate();
 }

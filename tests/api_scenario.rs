@@ -391,6 +391,10 @@ async fn scenario(c: &RawClient) {
             Some(b"k8s\0".to_vec()),
         )
         .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "a truncated protobuf envelope");
+    let r = c
+        .request(Method::POST, "/api/v1/namespaces/demo/configmaps", Some("application/cbor"), Some(vec![0xa0]))
+        .await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let r = c
         .post_json(

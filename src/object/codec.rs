@@ -16,7 +16,7 @@ pub const YAML: &str = "application/yaml";
 pub const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
 
 /// Media types accepted for request bodies of ordinary writes.
-pub const ACCEPTED_BODY_TYPES: &[&str] = &[JSON, YAML];
+pub const ACCEPTED_BODY_TYPES: &[&str] = &[JSON, YAML, PROTOBUF];
 
 /// The media type of a Content-Type header, lowercased and without parameters.
 pub fn media_type(content_type: Option<&str>) -> String {
@@ -38,6 +38,7 @@ pub fn decode_body(
     let value = match mt.as_str() {
         "" | JSON | "*/*" => decode_json(body)?,
         YAML | "application/x-yaml" | "text/yaml" => decode_yaml(body)?,
+        PROTOBUF => return decode_protobuf(body),
         _ => return Err(ApiError::unsupported_media_type(ACCEPTED_BODY_TYPES)),
     };
     match value {
@@ -47,6 +48,24 @@ pub fn decode_body(
             truncate(&other.to_string(), 200)
         ))),
     }
+}
+
+/// A protobuf body (`k8s\0` + runtime.Unknown). Go clients write every non-pointer field, so
+/// zero-valued ObjectMeta fields, which JSON clients omit, are dropped to give the same object.
+fn decode_protobuf(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let (_, _, mut obj) = super::protobuf::decode_object(body)
+        .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded as protobuf: {e}")))?;
+    if let Some(Value::Object(m)) = obj.get_mut("metadata") {
+        m.retain(|_, v| match v {
+            Value::Null => false,
+            Value::String(s) => !s.is_empty(),
+            Value::Number(n) => n.as_i64() != Some(0),
+            Value::Object(o) => !o.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            Value::Bool(_) => true,
+        });
+    }
+    Ok(obj)
 }
 
 pub fn decode_json(body: &[u8]) -> Result<Value, ApiError> {
@@ -228,7 +247,8 @@ mod tests {
                 .code,
             400
         );
-        assert_eq!(decode_body(Some(PROTOBUF), b"k8s\0").unwrap_err().code, 415);
+        assert_eq!(decode_body(Some(PROTOBUF), b"k8s\0").unwrap_err().code, 400);
+        assert_eq!(decode_body(Some("application/cbor"), b"").unwrap_err().code, 415);
         let m = decode_body(
             Some("application/yaml"),
             b"kind: Pod\nmetadata:\n  name: a\n",

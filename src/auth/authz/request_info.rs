@@ -69,7 +69,7 @@ pub fn attributes(method: &Method, path: &str, query: Option<&str>) -> Attribute
     let mut watch_param = false;
     for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match &*k {
-            "watch" => watch_param = !(v == "0" || v == "false" || v.is_empty()) || v.is_empty(),
+            "watch" => watch_param = !(v == "0" || v == "false"),
             "fieldSelector" => a.field_selector = Some(v.into_owned()),
             "labelSelector" => a.label_selector = Some(v.into_owned()),
             _ => {}

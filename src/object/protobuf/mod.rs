@@ -1,7 +1,7 @@
 //! `application/vnd.kubernetes.protobuf` for the built-in types: a generic transcoder between
 //! kube-apiserver's protobuf encoding and the Kubernetes JSON kapi holds.
 //!
-//! It is driven by schema tables, not per-kind code. `build/protobuf_schema.rs` derives the tables
+//! It is driven by schema tables, not per-kind code. `src/object/protobuf/schema_gen.rs (run by build.rs)` derives the tables
 //! at build time from two crates.io packages read as source text: `k8s-pb` (prost code generated
 //! from the upstream `generated.proto`: message names, field numbers, wire types, declaration
 //! order) and `k8s-openapi` (JSON field names, and which embedded structs JSON inlines). Neither is

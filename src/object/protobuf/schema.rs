@@ -1,4 +1,4 @@
-//! The schema tables (generated at build time by `build/protobuf_schema.rs`) and lookups.
+//! The schema tables (generated at build time by `src/object/protobuf/schema_gen.rs (run by build.rs)`) and lookups.
 
 /// One protobuf message of the Kubernetes API.
 #[derive(Debug)]

@@ -229,7 +229,14 @@ fn decoded_json_is_in_kube_apiserver_order() {
         .collect();
     assert_eq!(
         &meta[..6],
-        ["name", "generateName", "namespace", "uid", "resourceVersion", "generation"]
+        [
+            "name",
+            "generateName",
+            "namespace",
+            "uid",
+            "resourceVersion",
+            "generation"
+        ]
     );
     // Inlined volume source and probe handler stay where Go puts them.
     let vol: Vec<&str> = back["spec"]["volumes"][0]
@@ -451,7 +458,10 @@ fn list_and_status_round_trip() {
     assert!(is_supported("autoscaling/v1", "Scale"));
     assert!(is_supported("authentication.k8s.io/v1", "TokenRequest"));
     assert!(is_supported("apiregistration.k8s.io/v1", "APIService"));
-    assert!(is_supported("apiextensions.k8s.io/v1", "CustomResourceDefinition"));
+    assert!(is_supported(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition"
+    ));
     assert!(!is_supported("v1", "PodSpec"));
     assert!(!is_supported("apps/v1", "Pod"));
     assert!(!is_supported("example.com/v1", "Widget"));
@@ -573,14 +583,22 @@ fn repeated_scalars_packed_or_not_and_negative_numbers() {
     let groups = tag_of("api::core::v1::PodSecurityContext", "supplementalGroups");
     wire::put_len(&mut psc, groups, &packed);
     let mut spec = Vec::new();
-    wire::put_len(&mut spec, tag_of("api::core::v1::PodSpec", "securityContext"), &psc);
+    wire::put_len(
+        &mut spec,
+        tag_of("api::core::v1::PodSpec", "securityContext"),
+        &psc,
+    );
     let mut pod = Vec::new();
     wire::put_len(&mut pod, 2, &spec);
     let (_, _, got) = decode_object(&envelope("v1", "Pod", &pod)).unwrap();
     assert_eq!(Value::Object(got), want);
     // A negative int32 (metav1.Status.code), sign-extended to 10 bytes on the wire.
     let mut status = Vec::new();
-    wire::put_uint(&mut status, tag_of("apimachinery::pkg::apis::meta::v1::Status", "code"), (-5i64) as u64);
+    wire::put_uint(
+        &mut status,
+        tag_of("apimachinery::pkg::apis::meta::v1::Status", "code"),
+        (-5i64) as u64,
+    );
     let (_, _, got) = decode_object(&envelope("v1", "Status", &status)).unwrap();
     assert_eq!(got["code"], -5);
 }
@@ -637,7 +655,10 @@ fn special_messages_have_the_expected_field_numbers() {
         (Special::MicroTime, &[(1, Ty::Int64), (2, Ty::Int32)]),
         (Special::Duration, &[(1, Ty::Int64)]),
         (Special::Quantity, &[(1, Ty::String)]),
-        (Special::IntOrString, &[(1, Ty::Int64), (2, Ty::Int32), (3, Ty::String)]),
+        (
+            Special::IntOrString,
+            &[(1, Ty::Int64), (2, Ty::Int32), (3, Ty::String)],
+        ),
         (Special::RawExtension, &[(1, Ty::Bytes)]),
         (Special::FieldsV1, &[(1, Ty::Bytes)]),
         (Special::Json, &[(1, Ty::Bytes)]),
@@ -679,7 +700,10 @@ fn json_names_come_from_the_json_side() {
     assert!(names("api::rbac::v1::PolicyRule").contains(&"nonResourceURLs"));
     let props = names("apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps");
     assert!(props.contains(&"$ref") && props.contains(&"x-kubernetes-list-type"));
-    assert!(find("api::core::v1::Volume").fields.iter().any(|f| f.inline));
+    assert!(find("api::core::v1::Volume")
+        .fields
+        .iter()
+        .any(|f| f.inline));
     assert!(find("api::networking::v1::IngressRule")
         .fields
         .iter()
@@ -1035,7 +1059,12 @@ mod cross {
         let cases: [(&str, &str, Vec<u8>, Value); 3] = [
             ("v1", "Secret", secret.encode_to_vec(), secret_json),
             ("v1", "Service", service.encode_to_vec(), service_json),
-            ("coordination.k8s.io/v1", "Lease", lease.encode_to_vec(), lease_json),
+            (
+                "coordination.k8s.io/v1",
+                "Lease",
+                lease.encode_to_vec(),
+                lease_json,
+            ),
         ];
         for (api_version, kind, pb, want) in cases {
             let (_, _, got) = decode_object(&wrap(api_version, kind, pb.clone())).unwrap();

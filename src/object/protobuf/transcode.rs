@@ -186,7 +186,8 @@ fn decode_map_entry(ty: Ty, data: &[u8], depth: usize) -> Result<(String, Value)
     Ok((key, value))
 }
 
-/// Reads the fields of a small special message: (tag → last raw value) for the tags asked.
+/// The fields of a small special message: the last varint or bytes of tags 1–3, and every
+/// occurrence of `repeated_tag`.
 struct Scan<'a> {
     varints: [Option<u64>; 4],
     bytes: [Option<&'a [u8]>; 4],
@@ -220,8 +221,18 @@ fn field_message(m: &Message, tag: u32) -> Result<u16, String> {
     }
 }
 
-fn decode_special(m: &Message, special: Special, data: &[u8], depth: usize) -> Result<Value, String> {
-    let s = scan(data, 2)?;
+fn decode_special(
+    m: &Message,
+    special: Special,
+    data: &[u8],
+    depth: usize,
+) -> Result<Value, String> {
+    // Field 2 is repeated in the array unions; elsewhere it is singular.
+    let repeated_tag = match special {
+        Special::SchemaOrArray | Special::SchemaOrStringArray => 2,
+        _ => 0,
+    };
+    let s = scan(data, repeated_tag)?;
     Ok(match special {
         Special::None => unreachable!(),
         Special::Time | Special::MicroTime => {
@@ -239,9 +250,9 @@ fn decode_special(m: &Message, special: Special, data: &[u8], depth: usize) -> R
                 Value::String(values::format_time(seconds, Some(micros)))
             }
         }
-        Special::Duration => Value::String(values::format_duration(
-            s.varints[1].unwrap_or(0) as i64,
-        )),
+        Special::Duration => {
+            Value::String(values::format_duration(s.varints[1].unwrap_or(0) as i64))
+        }
         Special::Quantity => match s.bytes[1] {
             Some(b) => Value::String(string_of(b)),
             None => Value::String("0".into()),
@@ -298,7 +309,7 @@ fn decode_special(m: &Message, special: Special, data: &[u8], depth: usize) -> R
             }
         }
         Special::StringList => {
-            // items = 1 (repeated string); `scan` collected only tag 2 as repeated.
+            // items = 1 (repeated string).
             let mut items = Vec::new();
             let mut r = Reader::new(data);
             while !r.is_empty() {
@@ -483,7 +494,13 @@ fn as_int(v: &Value) -> Result<i64, String> {
     }
 }
 
-fn encode_single(tag: u32, ty: Ty, v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
+fn encode_single(
+    tag: u32,
+    ty: Ty,
+    v: &Value,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> Result<(), String> {
     match ty {
         Ty::String => wire::put_len(out, tag, as_str(v)?.as_bytes()),
         Ty::Bytes => wire::put_len(out, tag, &as_bytes(v)?),

@@ -50,7 +50,11 @@ pub(super) fn parse_time(s: &str) -> Result<(i64, u32), String> {
         }
         part.parse::<i64>().map_err(|_| bad())
     };
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':'
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't')
+        || b[13] != b':'
+        || b[16] != b':'
     {
         return Err(bad());
     }
