@@ -64,6 +64,8 @@ pub struct ResourceInfo {
     pub create_on_update: bool,
     /// Set for views of another resource's storage.
     pub conversion: Option<&'static Conversion>,
+    /// Verbs served, when not the usual set (discovery): the create-only review resources.
+    pub verbs: Option<&'static [&'static str]>,
 }
 
 /// A subresource served under a resource (`pods/status`, `deployments/scale`, …).
@@ -280,6 +282,7 @@ const fn r(
         return_deleted_object: false,
         create_on_update: false,
         conversion: None,
+        verbs: None,
     }
 }
 
@@ -720,6 +723,47 @@ fn build() -> Vec<ResourceInfo> {
 pub fn all() -> &'static [ResourceInfo] {
     static CATALOGUE: OnceLock<Vec<ResourceInfo>> = OnceLock::new();
     CATALOGUE.get_or_init(build)
+}
+
+const CREATE_ONLY: &[&str] = &["create"];
+
+/// The review APIs (`authorization.k8s.io/v1` and `authentication.k8s.io/v1`): create-only, never
+/// stored, so they have no cache, no storage and no OpenAPI paths, and are not in [`all`].
+/// Discovery lists them; `auth::review` serves them.
+pub fn review_resources() -> &'static [ResourceInfo] {
+    static REVIEWS: OnceLock<Vec<ResourceInfo>> = OnceLock::new();
+    REVIEWS.get_or_init(|| {
+        let review = |group, plural, singular, kind, namespaced| ResourceInfo {
+            verbs: Some(CREATE_ONLY),
+            ..r(group, plural, singular, kind, namespaced, &[], plural, false, false)
+        };
+        vec![
+            review("authentication.k8s.io", "selfsubjectreviews", "selfsubjectreview", "SelfSubjectReview", false),
+            review("authentication.k8s.io", "tokenreviews", "tokenreview", "TokenReview", false),
+            review("authorization.k8s.io", "localsubjectaccessreviews", "localsubjectaccessreview", "LocalSubjectAccessReview", true),
+            review("authorization.k8s.io", "selfsubjectaccessreviews", "selfsubjectaccessreview", "SelfSubjectAccessReview", false),
+            review("authorization.k8s.io", "selfsubjectrulesreviews", "selfsubjectrulesreview", "SelfSubjectRulesReview", false),
+            review("authorization.k8s.io", "subjectaccessreviews", "subjectaccessreview", "SubjectAccessReview", false),
+        ]
+    })
+}
+
+/// A review resource by (group, version, plural).
+pub fn lookup_review(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
+    review_resources()
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// Group/versions discovery lists: the stored ones, then the review groups.
+pub fn discovery_group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut out = group_versions();
+    for r in review_resources() {
+        if !out.contains(&(r.group, r.version)) {
+            out.push((r.group, r.version));
+        }
+    }
+    out
 }
 
 /// Looks a resource up by (group, version, plural).

@@ -38,7 +38,9 @@ const KUBE_MAJOR: &str = "1";
 const KUBE_MINOR: &str = "32";
 
 fn verbs(r: &ResourceInfo) -> &'static [&'static str] {
-    if r.group.is_empty() && r.plural == "namespaces" {
+    if let Some(v) = r.verbs {
+        v
+    } else if r.group.is_empty() && r.plural == "namespaces" {
         NAMESPACE_VERBS
     } else {
         ALL_VERBS
@@ -61,6 +63,7 @@ fn group_version(group: &str, version: &str) -> String {
 fn resources_of(group: &str, version: &str) -> Vec<&'static ResourceInfo> {
     let mut out: Vec<&'static ResourceInfo> = catalogue::all()
         .iter()
+        .chain(catalogue::review_resources())
         .filter(|r| r.group == group && r.version == version)
         .collect();
     out.sort_by(|a, b| a.plural.cmp(b.plural));
@@ -69,7 +72,7 @@ fn resources_of(group: &str, version: &str) -> Vec<&'static ResourceInfo> {
 
 /// Served versions of a group, preferred first (catalogue order).
 fn versions_of(group: &str) -> Vec<&'static str> {
-    catalogue::group_versions()
+    catalogue::discovery_group_versions()
         .into_iter()
         .filter(|(g, _)| *g == group)
         .map(|(_, v)| v)
@@ -79,7 +82,7 @@ fn versions_of(group: &str) -> Vec<&'static str> {
 /// Non-core groups, in catalogue order.
 fn groups() -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
-    for (g, _) in catalogue::group_versions() {
+    for (g, _) in catalogue::discovery_group_versions() {
         if !g.is_empty() && !out.contains(&g) {
             out.push(g);
         }
@@ -172,10 +175,13 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Vec<u8>> {
         if !r.categories.is_empty() {
             m.insert("categories".into(), json!(r.categories));
         }
-        m.insert(
-            "storageVersionHash".into(),
-            json!(storage_version_hash(r.group, r.version, r.kind)),
-        );
+        // Resources that are never stored (the reviews) have no storage version.
+        if r.verbs.is_none() {
+            m.insert(
+                "storageVersionHash".into(),
+                json!(storage_version_hash(r.group, r.version, r.kind)),
+            );
+        }
         list.push(Value::Object(m));
         for sub in r.subresources() {
             let mut e = Map::new();
@@ -557,7 +563,10 @@ mod tests {
                 r.qualified()
             );
         }
-        assert_eq!(seen_agg.len(), catalogue::all().len());
+        assert_eq!(
+            seen_agg.len(),
+            catalogue::all().len() + catalogue::review_resources().len()
+        );
     }
 
     #[test]
@@ -686,5 +695,40 @@ mod tests {
             .all(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')));
         assert_eq!(v["compiler"], "rustc");
         assert!(v["platform"].as_str().unwrap().contains('/'));
+    }
+
+    #[test]
+    fn review_resources_are_create_only_and_unstored() {
+        let v = parse(&api_resource_list("authorization.k8s.io", "v1").unwrap());
+        let names: Vec<&str> = v["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                "localsubjectaccessreviews",
+                "selfsubjectaccessreviews",
+                "selfsubjectrulesreviews",
+                "subjectaccessreviews"
+            ]
+        );
+        let sar = &v["resources"][3];
+        assert_eq!(
+            sar.to_string(),
+            r#"{"name":"subjectaccessreviews","singularName":"subjectaccessreview","namespaced":false,"kind":"SubjectAccessReview","verbs":["create"]}"#
+        );
+        assert_eq!(v["resources"][0]["namespaced"], true);
+        let g = parse(&api_group("authentication.k8s.io").unwrap());
+        assert_eq!(g["preferredVersion"]["groupVersion"], "authentication.k8s.io/v1");
+        let names: Vec<String> = parse(&api_group_list())["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap().to_string())
+            .collect();
+        assert!(names.contains(&"authorization.k8s.io".to_string()));
     }
 }

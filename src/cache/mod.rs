@@ -10,7 +10,7 @@ use crate::api::status::ApiError;
 use crate::object::raw::RawObject;
 use crate::storage::{DynStore, StoreError, StoreEvent, WatchMessage};
 use bytes::Bytes;
-use event::{CacheEvent, EventType};
+use event::{CacheEvent, Encoding, EventType};
 use filter::Filter;
 use futures::StreamExt;
 use imbl::OrdMap;
@@ -248,6 +248,11 @@ impl WatchCache {
 
     /// Registers a watcher and returns what it must send first.
     pub fn start_watch(&self, filter: Filter, from: WatchFrom) -> Result<WatchStart, ApiError> {
+        self.start_watch_as(filter, from, Encoding::Json)
+    }
+
+    /// Registers a watcher that wants frames in `encoding`.
+    pub fn start_watch_as(&self, filter: Filter, from: WatchFrom, encoding: Encoding) -> Result<WatchStart, ApiError> {
         let st = self.state.read().expect("cache lock");
         match from {
             WatchFrom::Revision(n) => {
@@ -257,8 +262,8 @@ impl WatchCache {
                         n, st.floor
                     )));
                 }
-                let (shared, rx) = self.watchers.register(filter);
-                let replay = ring_after(&st.ring, n, &shared.filter);
+                let (shared, rx) = self.watchers.register_with(filter, encoding);
+                let replay = ring_after(&st.ring, n, &shared.filter, encoding);
                 Ok(WatchStart {
                     shared,
                     rx,
@@ -272,7 +277,7 @@ impl WatchCache {
                     objects: st.objects.clone(),
                     revision: st.revision,
                 };
-                let (shared, rx) = self.watchers.register(filter);
+                let (shared, rx) = self.watchers.register_with(filter, encoding);
                 Ok(WatchStart {
                     shared,
                     rx,
@@ -285,9 +290,9 @@ impl WatchCache {
     }
 
     /// Frames of ring events after `after` for `filter`; None if `after` fell out of the ring.
-    pub fn events_since(&self, after: i64, filter: &Filter) -> Option<Vec<Delivery>> {
+    pub fn events_since(&self, after: i64, filter: &Filter, encoding: Encoding) -> Option<Vec<Delivery>> {
         let st = self.state.read().expect("cache lock");
-        (after >= st.floor).then(|| ring_after(&st.ring, after, filter))
+        (after >= st.floor).then(|| ring_after(&st.ring, after, filter, encoding))
     }
 
     pub fn subscribe_revision(&self) -> watch::Receiver<i64> {
@@ -549,10 +554,12 @@ fn deleted_event(res: &ResourceInfo, old: &Arc<RawObject>, rev: i64) -> CacheEve
     CacheEvent::new(EventType::Deleted, rev, obj, None)
 }
 
-fn ring_after(ring: &VecDeque<Arc<CacheEvent>>, after: i64, filter: &Filter) -> Vec<Delivery> {
+fn ring_after(ring: &VecDeque<Arc<CacheEvent>>, after: i64, filter: &Filter, encoding: Encoding) -> Vec<Delivery> {
     let start = ring.partition_point(|e| e.revision <= after);
     ring.range(start..)
-        .filter_map(|e| e.frame_for(filter).map(|frame| Delivery { revision: e.revision, frame, at: e.applied_at }))
+        .filter_map(|e| {
+            e.frame_as(filter, encoding).map(|frame| Delivery { revision: e.revision, frame, at: e.applied_at })
+        })
         .collect()
 }
 
@@ -591,6 +598,10 @@ impl Caches {
 
 /// A BOOKMARK frame: an empty object of the watched kind carrying only the revision.
 pub fn bookmark_frame(res: &ResourceInfo, revision: i64, initial_events_end: bool) -> Bytes {
+    bookmark_frame_as(res, revision, initial_events_end, Encoding::Json)
+}
+
+pub fn bookmark_frame_as(res: &ResourceInfo, revision: i64, initial_events_end: bool, encoding: Encoding) -> Bytes {
     let annotations = if initial_events_end {
         r#","annotations":{"k8s.io/initial-events-end":"true"}"#
     } else {
@@ -603,5 +614,5 @@ pub fn bookmark_frame(res: &ResourceInfo, revision: i64, initial_events_end: boo
         revision,
         annotations
     );
-    event::frame("BOOKMARK", json.as_bytes())
+    event::encode_frame("BOOKMARK", json.as_bytes(), encoding)
 }

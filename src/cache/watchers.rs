@@ -4,7 +4,7 @@
 //! queue is full is marked stalled and skipped; when it drains, it resumes from the history ring
 //! (see `watch::stream`), or ends if it fell out of the ring. No lock is held across an await.
 
-use super::event::CacheEvent;
+use super::event::{CacheEvent, Encoding};
 use super::filter::Filter;
 use bytes::Bytes;
 use metrics::{Counter, Gauge};
@@ -29,6 +29,7 @@ pub const WATCHER_QUEUE: usize = 256;
 pub struct WatcherShared {
     pub id: u64,
     pub filter: Filter,
+    pub encoding: Encoding,
     tx: mpsc::Sender<Delivery>,
     pub stalled: AtomicBool,
 }
@@ -135,11 +136,15 @@ impl WatcherRegistry {
     }
 
     pub fn register(&self, filter: Filter) -> (Arc<WatcherShared>, mpsc::Receiver<Delivery>) {
+        self.register_with(filter, Encoding::Json)
+    }
+
+    pub fn register_with(&self, filter: Filter, encoding: Encoding) -> (Arc<WatcherShared>, mpsc::Receiver<Delivery>) {
         let (tx, rx) = mpsc::channel(WATCHER_QUEUE);
         let slot = slot(&filter);
         let mut w = self.inner.lock().expect("watchers lock");
         w.next_id += 1;
-        let shared = Arc::new(WatcherShared { id: w.next_id, filter, tx, stalled: AtomicBool::new(false) });
+        let shared = Arc::new(WatcherShared { id: w.next_id, filter, encoding, tx, stalled: AtomicBool::new(false) });
         if matches!(slot, Slot::Node(_)) {
             w.node_res = Some(shared.filter.res);
         }
@@ -185,7 +190,7 @@ impl WatcherRegistry {
                     if watcher.stalled.load(Ordering::SeqCst) {
                         continue;
                     }
-                    let Some(frame) = ev.frame_for(&watcher.filter) else { continue };
+                    let Some(frame) = ev.frame_as(&watcher.filter, watcher.encoding) else { continue };
                     let delivery = Delivery { revision: ev.revision, frame, at: ev.applied_at };
                     match watcher.tx.try_send(delivery) {
                         Ok(()) => {}

@@ -6,6 +6,7 @@ pub mod router;
 
 use crate::api::handlers::{error_response, Api};
 use crate::api::status::ApiError;
+use crate::auth::authn::ConnInfo;
 use crate::cache::Caches;
 use crate::config::Config;
 use crate::storage::embedded::EmbeddedStore;
@@ -132,8 +133,23 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         }
     }
     tokio::spawn(crate::controllers::namespaces::run_finalizer(api.clone()));
+    loop {
+        match crate::controllers::bootstrap_rbac::ensure_bootstrap_policy(&api).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot bootstrap the RBAC policy yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    tokio::spawn(crate::controllers::bootstrap_rbac::run_aggregation(api.clone()));
 
+    let security = Arc::new(
+        crate::auth::Security::from_config(&cfg, api.clone())
+            .context("configuring authentication and authorization")?,
+    );
     let router = Arc::new(Router {
+        security,
         api,
         server_address: format!("{host}:{}", advertised.port()),
     });
@@ -173,10 +189,20 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                     }
                     Err(_) => return,
                 };
+            // The client certificates rustls verified against the client CA, for x509
+            // authentication of every request on this connection.
+            let conn = Arc::new(ConnInfo {
+                peer_certificates: tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .map(|c| Arc::new(c.iter().map(|d| d.clone().into_owned()).collect())),
+            });
             let service = service_fn(move |req| {
                 let router = router.clone();
+                let conn = conn.clone();
                 async move {
-                    let resp = AssertUnwindSafe(router.route(req))
+                    let resp = AssertUnwindSafe(router.route(req, &conn))
                         .catch_unwind()
                         .await
                         .unwrap_or_else(|_| {

@@ -6,6 +6,8 @@ use crate::api::handlers::{self, error_response, json_response, text_response, A
 use crate::api::openapi;
 use crate::api::request::{parse_resource_path, PathKind};
 use crate::api::status::ApiError;
+use crate::auth::authn::{ConnInfo, UserInfo};
+use crate::auth::review;
 use crate::object::codec::MAX_BODY_BYTES;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request};
@@ -14,20 +16,32 @@ use hyper::body::Incoming;
 
 pub struct Router {
     pub api: std::sync::Arc<Api>,
+    /// Authentication, impersonation and authorization, run before anything else.
+    pub security: std::sync::Arc<crate::auth::Security>,
     /// host:port clients reach us at (for `/api`'s serverAddressByClientCIDRs).
     pub server_address: String,
 }
 
 impl Router {
-    pub async fn route(&self, req: Request<Incoming>) -> Resp {
-        let mut resp = self.route_inner(req).await;
+    pub async fn route(&self, req: Request<Incoming>, conn: &ConnInfo) -> Resp {
+        let (mut parts, body) = req.into_parts();
+        let path = parts.uri.path().to_string();
+        let query = parts.uri.query().map(str::to_string);
+        let checked = self
+            .security
+            .check(&parts.method, &path, query.as_deref(), &mut parts.headers, conn)
+            .await;
+        let mut resp = match checked {
+            Ok(user) => self.route_inner(Request::from_parts(parts, body), &user).await,
+            Err(resp) => resp,
+        };
         resp.headers_mut()
             .entry(http::header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-cache, private"));
         resp
     }
 
-    async fn route_inner(&self, req: Request<Incoming>) -> Resp {
+    async fn route_inner(&self, req: Request<Incoming>, user: &UserInfo) -> Resp {
         let path = req.uri().path().to_string();
         let query = req.uri().query().map(str::to_string);
         let method = req.method().clone();
@@ -81,6 +95,27 @@ impl Router {
                 }
                 _ => {}
             }
+        }
+        if let Some(review) = review::match_path(&path) {
+            let (res, namespace) = match review {
+                Ok(r) => r,
+                Err(e) => return error_response(&e),
+            };
+            let (parts, body) = req.into_parts();
+            let body = match read_body(body).await {
+                Ok(b) => b,
+                Err(e) => return error_response(&e),
+            };
+            return review::serve(
+                &self.security,
+                user,
+                &method,
+                res,
+                namespace,
+                &parts.headers,
+                &body,
+            )
+            .await;
         }
         let rp = match parse_resource_path(&path) {
             PathKind::Resource(rp) => rp,

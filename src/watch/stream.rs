@@ -3,9 +3,9 @@
 //! leave in one vectored write. A stalled watcher (its queue overflowed) resumes from the ring
 //! once it has drained its queue, or ends if the ring has moved past it.
 
-use crate::cache::event::frame;
+use crate::cache::event::{encode_frame, frame, Encoding};
 use crate::cache::watchers::{Delivery, WatcherShared};
-use crate::cache::{bookmark_frame, Snapshot, WatchCache, WatchStart};
+use crate::cache::{bookmark_frame_as, Snapshot, WatchCache, WatchStart};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use std::collections::VecDeque;
@@ -97,6 +97,11 @@ impl WatchBody {
         ErrorBody(Some(frame("ERROR", status_json)))
     }
 
+    /// An already-failed watch in `encoding`.
+    pub fn error_as(status_json: &[u8], encoding: Encoding) -> ErrorBody {
+        ErrorBody(Some(encode_frame("ERROR", status_json, encoding)))
+    }
+
     fn next_initial(&mut self) -> Option<Bytes> {
         let init = self.initial.as_mut()?;
         let lower = match &init.last {
@@ -116,7 +121,7 @@ impl WatchBody {
             }
             init.last = Some(k.clone());
             if self.shared.filter.matches(obj) {
-                found = Some(frame("ADDED", obj.json()));
+                found = Some(encode_frame("ADDED", obj.json(), self.shared.encoding));
                 break;
             }
         }
@@ -124,7 +129,7 @@ impl WatchBody {
             self.initial = None;
             if let Some(rev) = self.initial_end.take() {
                 self.last_bookmark = rev;
-                return Some(bookmark_frame(self.cache.res, rev, true));
+                return Some(bookmark_frame_as(self.cache.res, rev, true, self.shared.encoding));
             }
         }
         found
@@ -206,7 +211,7 @@ impl Body for WatchBody {
             if this.shared.stalled.load(Ordering::SeqCst) {
                 // Drained: resume from the ring, or end if it has moved past us.
                 this.shared.stalled.store(false, Ordering::SeqCst);
-                match this.cache.events_since(this.last_rv, &this.shared.filter) {
+                match this.cache.events_since(this.last_rv, &this.shared.filter, this.shared.encoding) {
                     Some(frames) => {
                         this.pending.extend(frames);
                         continue;
@@ -228,11 +233,8 @@ impl Body for WatchBody {
                 let rev = published.max(this.last_rv);
                 if rev > this.last_bookmark {
                     this.last_bookmark = rev;
-                    return Poll::Ready(Some(Ok(Frame::data(bookmark_frame(
-                        this.cache.res,
-                        rev,
-                        false,
-                    )))));
+                    let f = bookmark_frame_as(this.cache.res, rev, false, this.shared.encoding);
+                    return Poll::Ready(Some(Ok(Frame::data(f))));
                 }
                 continue;
             }

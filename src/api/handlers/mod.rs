@@ -130,6 +130,8 @@ pub fn parse_rv(rv: &str) -> Result<i64, ApiError> {
 pub enum Format {
     Json,
     Yaml,
+    /// `application/vnd.kubernetes.protobuf` (built-in kinds).
+    Protobuf,
 }
 
 pub fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
@@ -152,12 +154,14 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
         match mt.as_str() {
             "application/json" | "*/*" | "application/*" => return Ok(Format::Json),
             "application/yaml" => return Ok(Format::Yaml),
+            "application/vnd.kubernetes.protobuf" => return Ok(Format::Protobuf),
             _ => {}
         }
     }
     Err(ApiError::not_acceptable(&[
         "application/json",
         "application/yaml",
+        "application/vnd.kubernetes.protobuf",
     ]))
 }
 
@@ -179,6 +183,25 @@ pub fn object_response(code: u16, format: Format, json: Bytes) -> Resp {
             }
             None => json_response(code, json),
         },
+        Format::Protobuf => {
+            let encoded = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&json)
+                .map_err(|e| e.to_string())
+                .and_then(|m| crate::object::protobuf::encode_object(&m));
+            match encoded {
+                Ok(pb) => {
+                    let mut r = json_response(code, pb);
+                    r.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/vnd.kubernetes.protobuf"),
+                    );
+                    r
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot encode a response as protobuf; answering JSON");
+                    json_response(code, json)
+                }
+            }
+        }
     }
 }
 

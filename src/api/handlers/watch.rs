@@ -5,6 +5,7 @@ use super::{cache_not_ready, parse_rv, Api, Resp};
 use crate::api::request::{Query, ResourcePath};
 use crate::api::selectors::field::FieldSelector;
 use crate::api::status::ApiError;
+use crate::cache::event::Encoding;
 use crate::cache::WatchFrom;
 use crate::storage::prefix_end;
 use crate::watch::stream::{WatchBody, WatchOptions};
@@ -17,7 +18,7 @@ pub async fn watch(
     api: &Api,
     path: &ResourcePath,
     q: &Query,
-    _headers: &HeaderMap,
+    headers: &HeaderMap,
 ) -> Result<Resp, ApiError> {
     let res = path.res;
     validate_list_options(q, true)?;
@@ -102,19 +103,39 @@ pub async fn watch(
         bookmarks: q.allow_watch_bookmarks,
         initial_events_end: send_initial,
     };
-    let body = match cache.start_watch(filter, from) {
+    let encoding = watch_encoding(headers);
+    let body = match cache.start_watch_as(filter, from, encoding) {
         Ok(start) => WatchBody::new(cache.clone(), start, (prefix, Some(end)), opts).boxed(),
         // Too old: a 200 stream carrying one ERROR event (410 Expired).
-        Err(e) => WatchBody::error(&e.to_json()).boxed(),
+        Err(e) => WatchBody::error_as(&e.to_json(), encoding).boxed(),
     };
     let mut resp = Response::new(body);
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    let content_type = match encoding {
+        Encoding::Json => "application/json",
+        Encoding::Protobuf => "application/vnd.kubernetes.protobuf;stream=watch",
+    };
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp.headers_mut().insert(
         http::header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache, private"),
     );
     Ok(resp)
+}
+
+/// Protobuf frames when the first usable Accept entry asks for protobuf, else JSON.
+fn watch_encoding(headers: &HeaderMap) -> Encoding {
+    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    for part in accept.split(',') {
+        let mut params = part.split(';');
+        let mt = params.next().unwrap_or("").trim().to_ascii_lowercase();
+        if params.any(|p| p.trim().starts_with("as=")) {
+            continue;
+        }
+        match mt.as_str() {
+            "application/vnd.kubernetes.protobuf" => return Encoding::Protobuf,
+            "application/json" | "*/*" | "application/*" => return Encoding::Json,
+            _ => {}
+        }
+    }
+    Encoding::Json
 }
