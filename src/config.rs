@@ -115,7 +115,11 @@ pub struct Config {
     pub oidc_groups_prefix: Option<String>,
 
     /// Accepted ID token signing algorithms (comma-separated).
-    #[arg(long = "oidc-signing-algs", value_delimiter = ',', default_value = "RS256")]
+    #[arg(
+        long = "oidc-signing-algs",
+        value_delimiter = ',',
+        default_value = "RS256"
+    )]
     pub oidc_signing_algs: Vec<String>,
 
     /// kapi-specific: the issuer's signing keys as a local JWKS file (kapi does not fetch the
@@ -129,7 +133,11 @@ pub struct Config {
     pub anonymous_auth: bool,
 
     /// Ordered authorizers (comma-separated): AlwaysAllow, AlwaysDeny, ABAC, Node, RBAC.
-    #[arg(long = "authorization-mode", value_delimiter = ',', default_value = "Node,RBAC")]
+    #[arg(
+        long = "authorization-mode",
+        value_delimiter = ',',
+        default_value = "Node,RBAC"
+    )]
     pub authorization_mode: Vec<String>,
 
     /// ABAC policy: one JSON policy object per line.

@@ -654,7 +654,7 @@ async fn kubectl_scenario(kapi: &Kapi) {
         })
         .collect();
     let mut want = Vec::new();
-    for r in kapi::api::catalogue::all() {
+    for r in kapi::api::catalogue::all().iter().chain(kapi::api::catalogue::review_resources()) {
         let gv = if r.group.is_empty() {
             r.version.to_string()
         } else {

@@ -213,6 +213,8 @@ pub struct WatchRec {
     pub last_rv: i64,
     pub last_recv_ns: u64,
     pub bytes: u64,
+    /// The watch was established (answer headers, or etcd's `created`).
+    pub connected: bool,
     /// The stream ended or failed before the run did.
     pub ended_early: bool,
     pub error: Option<String>,
@@ -302,6 +304,8 @@ pub struct Tally {
     pub foreign: u64,
     pub misrouted: u64,
     pub ended_early: u64,
+    /// Watchers that never got established (not counted in `expected`).
+    pub failed: u64,
     pub bytes: u64,
     pub last_recv_ns: u64,
     pub hist: Hist,
@@ -321,6 +325,13 @@ pub fn tally(recs: &mut [WatchRec], acks: &AckTable, nodes: u32) -> Tally {
     let mut t = Tally::default();
     for r in recs.iter_mut() {
         r.finish(acks, nodes);
+        if !r.connected {
+            t.failed += 1;
+            if t.first_error.is_none() {
+                t.first_error = r.error.clone();
+            }
+            continue;
+        }
         let expected = match r.node {
             Some(node) => per_node.get(&node).copied().unwrap_or(0),
             None => entries.len() as u64,
@@ -369,6 +380,7 @@ mod tests {
         start_clock();
         let acks = AckTable::new(100, 16);
         let mut w = WatchRec::new(None);
+        w.connected = true;
         acks.insert(101, 1, now_ns());
         w.on_event(&acks, 0, Some(1), 101);
         w.on_event(&acks, 0, Some(1), 101); // duplicate

@@ -733,18 +733,48 @@ const CREATE_ONLY: &[&str] = &["create"];
 pub fn review_resources() -> &'static [ResourceInfo] {
     static REVIEWS: OnceLock<Vec<ResourceInfo>> = OnceLock::new();
     REVIEWS.get_or_init(|| {
-        let review = |group, plural, singular, kind, namespaced| ResourceInfo {
+        let review = |(group, plural, kind, namespaced): (_, &'static str, _, _)| ResourceInfo {
             verbs: Some(CREATE_ONLY),
-            ..r(group, plural, singular, kind, namespaced, &[], plural, false, false)
+            ..r(
+                group,
+                plural,
+                &plural[..plural.len() - 1],
+                kind,
+                namespaced,
+                &[],
+                plural,
+                false,
+                false,
+            )
         };
-        vec![
-            review("authentication.k8s.io", "selfsubjectreviews", "selfsubjectreview", "SelfSubjectReview", false),
-            review("authentication.k8s.io", "tokenreviews", "tokenreview", "TokenReview", false),
-            review("authorization.k8s.io", "localsubjectaccessreviews", "localsubjectaccessreview", "LocalSubjectAccessReview", true),
-            review("authorization.k8s.io", "selfsubjectaccessreviews", "selfsubjectaccessreview", "SelfSubjectAccessReview", false),
-            review("authorization.k8s.io", "selfsubjectrulesreviews", "selfsubjectrulesreview", "SelfSubjectRulesReview", false),
-            review("authorization.k8s.io", "subjectaccessreviews", "subjectaccessreview", "SubjectAccessReview", false),
+        const AUTHN: &str = "authentication.k8s.io";
+        const AUTHZ: &str = "authorization.k8s.io";
+        [
+            (AUTHN, "selfsubjectreviews", "SelfSubjectReview", false),
+            (AUTHN, "tokenreviews", "TokenReview", false),
+            (
+                AUTHZ,
+                "localsubjectaccessreviews",
+                "LocalSubjectAccessReview",
+                true,
+            ),
+            (
+                AUTHZ,
+                "selfsubjectaccessreviews",
+                "SelfSubjectAccessReview",
+                false,
+            ),
+            (
+                AUTHZ,
+                "selfsubjectrulesreviews",
+                "SelfSubjectRulesReview",
+                false,
+            ),
+            (AUTHZ, "subjectaccessreviews", "SubjectAccessReview", false),
         ]
+        .into_iter()
+        .map(review)
+        .collect()
     })
 }
 

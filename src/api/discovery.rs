@@ -722,7 +722,10 @@ mod tests {
         );
         assert_eq!(v["resources"][0]["namespaced"], true);
         let g = parse(&api_group("authentication.k8s.io").unwrap());
-        assert_eq!(g["preferredVersion"]["groupVersion"], "authentication.k8s.io/v1");
+        assert_eq!(
+            g["preferredVersion"]["groupVersion"],
+            "authentication.k8s.io/v1"
+        );
         let names: Vec<String> = parse(&api_group_list())["groups"]
             .as_array()
             .unwrap()

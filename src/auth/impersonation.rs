@@ -42,7 +42,7 @@ pub fn impersonate(
     authz: &Authorizer,
     requester: UserInfo,
     headers: &mut HeaderMap,
-) -> Result<UserInfo, Resp> {
+) -> Result<UserInfo, Box<Resp>> {
     let user = values(headers, USER).into_iter().next();
     let uid = values(headers, UID).into_iter().next();
     let groups = values(headers, GROUP);
@@ -64,18 +64,18 @@ pub fn impersonate(
         what.extend(groups.iter().map(|g| format!("group {g:?}")));
         what.extend(extra.keys().map(|k| format!("extra {k:?}")));
         what.extend(uid.iter().map(|u| format!("uid {u:?}")));
-        return Err(error_response(&ApiError::internal(format!(
+        return Err(Box::new(error_response(&ApiError::internal(format!(
             "requested [{}] without impersonating a user",
             what.join(", ")
-        ))));
+        )))));
     };
 
-    let check = |a: Attributes| -> Result<(), Resp> {
+    let check = |a: Attributes| -> Result<(), Box<Resp>> {
         let (d, reason) = authz.authorize(&a);
         if d == Decision::Allow {
             Ok(())
         } else {
-            Err(forbidden_response(&a, &reason))
+            Err(Box::new(forbidden_response(&a, &reason)))
         }
     };
     let base = |group: &str, resource: &str, name: &str| Attributes {
@@ -148,7 +148,11 @@ mod tests {
         assert_eq!(u.name, "system:serviceaccount:ns:sa");
         assert_eq!(
             u.groups,
-            vec!["system:serviceaccounts", "system:serviceaccounts:ns", AUTHENTICATED_GROUP]
+            vec![
+                "system:serviceaccounts",
+                "system:serviceaccounts:ns",
+                AUTHENTICATED_GROUP
+            ]
         );
         assert_eq!(u.extra["scopes"], vec!["a", "b"]);
         assert!(h.is_empty());

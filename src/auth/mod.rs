@@ -53,7 +53,7 @@ impl Security {
             .authenticate(&self.api, headers, conn)
             .await
             .map_err(|_| unauthorized())?;
-        let user = impersonation::impersonate(&self.authz, user, headers)?;
+        let user = impersonation::impersonate(&self.authz, user, headers).map_err(|r| *r)?;
         let mut attrs = authz::request_info::attributes(method, path, query);
         attrs.user = user;
         let (decision, reason) = self.authz.authorize(&attrs);

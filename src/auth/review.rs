@@ -23,7 +23,11 @@ pub fn match_path(path: &str) -> Option<Result<(&'static ResourceInfo, Option<St
     let ["apis", g, v, rest @ ..] = parts.as_slice() else {
         return None;
     };
-    if !GROUPS.contains(g) || catalogue::review_resources().iter().all(|r| r.version != *v) {
+    if !GROUPS.contains(g)
+        || catalogue::review_resources()
+            .iter()
+            .all(|r| r.version != *v)
+    {
         return None;
     }
     let found = match rest {
@@ -44,10 +48,7 @@ fn invalid(res: &ResourceInfo, field: &str, value: &str, detail: &str) -> ApiErr
     let mut e = ApiError::new(
         422,
         "Invalid",
-        format!(
-            "{}.{} \"\" is invalid: {field}: {msg}",
-            res.kind, res.group
-        ),
+        format!("{}.{} \"\" is invalid: {field}: {msg}", res.kind, res.group),
     );
     *e.details = Details {
         group: res.group.to_string(),
@@ -68,12 +69,21 @@ fn s(v: &Value, k: &str) -> String {
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Attributes from a `spec` with `resourceAttributes` or `nonResourceAttributes`.
-fn spec_attributes(res: &ResourceInfo, spec: &Value, user: UserInfo) -> Result<Attributes, ApiError> {
+fn spec_attributes(
+    res: &ResourceInfo,
+    spec: &Value,
+    user: UserInfo,
+) -> Result<Attributes, ApiError> {
     let ra = spec.get("resourceAttributes").filter(|v| v.is_object());
     let nra = spec.get("nonResourceAttributes").filter(|v| v.is_object());
     match (ra, nra) {
@@ -191,7 +201,11 @@ fn user_from_spec(spec: &Value) -> UserInfo {
     let extra: BTreeMap<String, Vec<String>> = spec
         .get("extra")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), strings(Some(v)))).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), strings(Some(v))))
+                .collect()
+        })
         .unwrap_or_default();
     UserInfo {
         name: s(spec, "user"),
@@ -289,7 +303,11 @@ async fn serve_inner(
                 ));
             }
             let audiences = strings(spec.get("audiences"));
-            let status = match sec.authn.authenticate_token(&sec.api, &token, &audiences).await {
+            let status = match sec
+                .authn
+                .authenticate_token(&sec.api, &token, &audiences)
+                .await
+            {
                 TokenResult::Ok(u, auds) => {
                     let u = u.with_authenticated_group();
                     let mut m = Map::new();
@@ -310,12 +328,7 @@ async fn serve_inner(
             }
             Ok(answer(res, &req, spec, status))
         }
-        "selfsubjectreviews" => Ok(answer(
-            res,
-            &req,
-            spec,
-            json!({"userInfo": user.to_json()}),
-        )),
+        "selfsubjectreviews" => Ok(answer(res, &req, spec, json!({"userInfo": user.to_json()}))),
         _ => Err(ApiError::resource_not_found()),
     }
 }
@@ -330,22 +343,36 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((r.kind, ns), ("SelfSubjectAccessReview", None));
-        let (r, ns) = match_path("/apis/authorization.k8s.io/v1/namespaces/x/localsubjectaccessreviews")
+        let (r, ns) =
+            match_path("/apis/authorization.k8s.io/v1/namespaces/x/localsubjectaccessreviews")
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            (r.kind, ns.as_deref()),
+            ("LocalSubjectAccessReview", Some("x"))
+        );
+        assert!(match_path("/apis/authorization.k8s.io/v1/foos")
             .unwrap()
-            .unwrap();
-        assert_eq!((r.kind, ns.as_deref()), ("LocalSubjectAccessReview", Some("x")));
-        assert!(match_path("/apis/authorization.k8s.io/v1/foos").unwrap().is_err());
-        assert!(match_path("/apis/authorization.k8s.io/v1/localsubjectaccessreviews").unwrap().is_err());
+            .is_err());
+        assert!(
+            match_path("/apis/authorization.k8s.io/v1/localsubjectaccessreviews")
+                .unwrap()
+                .is_err()
+        );
         assert!(match_path("/apis/authorization.k8s.io/v1").is_none());
         assert!(match_path("/apis/apps/v1/deployments").is_none());
     }
 
     #[test]
     fn attributes_from_spec() {
-        let res = catalogue::lookup_review("authorization.k8s.io", "v1", "subjectaccessreviews").unwrap();
+        let res =
+            catalogue::lookup_review("authorization.k8s.io", "v1", "subjectaccessreviews").unwrap();
         let spec = json!({"resourceAttributes": {"namespace": "ns", "verb": "get", "resource": "pods", "name": "p"}, "user": "bob"});
         let a = spec_attributes(res, &spec, user_from_spec(&spec)).unwrap();
-        assert_eq!((a.verb.as_str(), a.namespace.as_str(), a.user.name.as_str()), ("get", "ns", "bob"));
+        assert_eq!(
+            (a.verb.as_str(), a.namespace.as_str(), a.user.name.as_str()),
+            ("get", "ns", "bob")
+        );
         let e = spec_attributes(res, &json!({}), UserInfo::default()).unwrap_err();
         assert_eq!(e.code, 422);
         assert_eq!(

@@ -42,7 +42,11 @@ const READ_WRITE: &[&str] = &[
 const READ_UPDATE: &[&str] = &["get", "list", "watch", "update", "patch"];
 
 fn events_rule() -> Rule {
-    Rule::new(&["create", "update", "patch"], &["", "events.k8s.io"], &["events"])
+    Rule::new(
+        &["create", "update", "patch"],
+        &["", "events.k8s.io"],
+        &["events"],
+    )
 }
 
 /// One default role: name, extra labels, rules, aggregation selectors (matchLabels each).
@@ -71,15 +75,27 @@ fn cluster_roles() -> Vec<RoleDef> {
     vec![
         role(
             "cluster-admin",
-            vec![Rule::new(&["*"], &["*"], &["*"]), Rule::urls(&["*"], &["*"])],
+            vec![
+                Rule::new(&["*"], &["*"], &["*"]),
+                Rule::urls(&["*"], &["*"]),
+            ],
         ),
         role(
             "system:discovery",
             vec![Rule::urls(
                 &["get"],
                 &[
-                    "/livez", "/readyz", "/healthz", "/version", "/version/", "/openapi",
-                    "/openapi/*", "/api", "/api/*", "/apis", "/apis/*",
+                    "/livez",
+                    "/readyz",
+                    "/healthz",
+                    "/version",
+                    "/version/",
+                    "/openapi",
+                    "/openapi/*",
+                    "/api",
+                    "/api/*",
+                    "/apis",
+                    "/apis/*",
                 ],
             )],
         ),
@@ -88,15 +104,25 @@ fn cluster_roles() -> Vec<RoleDef> {
             vec![Rule::urls(
                 &["get"],
                 &[
-                    "/metrics", "/metrics/slis", "/livez", "/readyz", "/healthz", "/livez/*",
-                    "/readyz/*", "/healthz/*",
+                    "/metrics",
+                    "/metrics/slis",
+                    "/livez",
+                    "/readyz",
+                    "/healthz",
+                    "/livez/*",
+                    "/readyz/*",
+                    "/healthz/*",
                 ],
             )],
         ),
         role(
             "system:basic-user",
             vec![
-                Rule::new(&["create"], &["authentication.k8s.io"], &["selfsubjectreviews"]),
+                Rule::new(
+                    &["create"],
+                    &["authentication.k8s.io"],
+                    &["selfsubjectreviews"],
+                ),
                 Rule::new(
                     &["create"],
                     &["authorization.k8s.io"],
@@ -104,7 +130,10 @@ fn cluster_roles() -> Vec<RoleDef> {
                 ),
             ],
         ),
-        role("system:public-info-viewer", vec![Rule::urls(&["get"], public_urls)]),
+        role(
+            "system:public-info-viewer",
+            vec![Rule::urls(&["get"], public_urls)],
+        ),
         RoleDef {
             name: "admin",
             labels: &[],
@@ -127,7 +156,11 @@ fn cluster_roles() -> Vec<RoleDef> {
             name: "system:aggregate-to-admin",
             labels: &[(AGG_ADMIN, "true")],
             rules: vec![
-                Rule::new(&["create"], &["authorization.k8s.io"], &["localsubjectaccessreviews"]),
+                Rule::new(
+                    &["create"],
+                    &["authorization.k8s.io"],
+                    &["localsubjectaccessreviews"],
+                ),
                 Rule::new(READ_WRITE, &[GROUP], &["roles", "rolebindings"]),
             ],
             aggregate_from: &[],
@@ -152,7 +185,13 @@ fn cluster_roles() -> Vec<RoleDef> {
                 Rule::new(
                     WRITE,
                     &[""],
-                    &["pods", "pods/attach", "pods/proxy", "pods/exec", "pods/portforward"],
+                    &[
+                        "pods",
+                        "pods/attach",
+                        "pods/proxy",
+                        "pods/exec",
+                        "pods/portforward",
+                    ],
                 ),
                 Rule::new(&["create"], &[""], &["pods/eviction"]),
                 Rule::new(
@@ -203,7 +242,11 @@ fn cluster_roles() -> Vec<RoleDef> {
                     ],
                 ),
                 Rule::new(WRITE, &["policy"], &["poddisruptionbudgets"]),
-                Rule::new(WRITE, &["networking.k8s.io"], &["networkpolicies", "ingresses"]),
+                Rule::new(
+                    WRITE,
+                    &["networking.k8s.io"],
+                    &["networkpolicies", "ingresses"],
+                ),
                 Rule::new(WRITE, &["coordination.k8s.io"], &["leases"]),
             ],
             aggregate_from: &[],
@@ -266,9 +309,16 @@ fn cluster_roles() -> Vec<RoleDef> {
                 Rule::new(
                     READ,
                     &["autoscaling"],
-                    &["horizontalpodautoscalers", "horizontalpodautoscalers/status"],
+                    &[
+                        "horizontalpodautoscalers",
+                        "horizontalpodautoscalers/status",
+                    ],
                 ),
-                Rule::new(READ, &["batch"], &["jobs", "cronjobs", "cronjobs/status", "jobs/status"]),
+                Rule::new(
+                    READ,
+                    &["batch"],
+                    &["jobs", "cronjobs", "cronjobs/status", "jobs/status"],
+                ),
                 Rule::new(
                     READ,
                     &["extensions"],
@@ -287,7 +337,11 @@ fn cluster_roles() -> Vec<RoleDef> {
                         "networkpolicies",
                     ],
                 ),
-                Rule::new(READ, &["policy"], &["poddisruptionbudgets", "poddisruptionbudgets/status"]),
+                Rule::new(
+                    READ,
+                    &["policy"],
+                    &["poddisruptionbudgets", "poddisruptionbudgets/status"],
+                ),
                 Rule::new(
                     READ,
                     &["networking.k8s.io"],
@@ -320,7 +374,13 @@ fn cluster_roles() -> Vec<RoleDef> {
                 Rule::new(
                     &["*"],
                     &[""],
-                    &["nodes/proxy", "nodes/metrics", "nodes/spec", "nodes/stats", "nodes/log"],
+                    &[
+                        "nodes/proxy",
+                        "nodes/metrics",
+                        "nodes/spec",
+                        "nodes/stats",
+                        "nodes/log",
+                    ],
                 ),
             ],
         ),
@@ -336,7 +396,11 @@ fn cluster_roles() -> Vec<RoleDef> {
             "system:auth-delegator",
             vec![
                 Rule::new(&["create"], &["authentication.k8s.io"], &["tokenreviews"]),
-                Rule::new(&["create"], &["authorization.k8s.io"], &["subjectaccessreviews"]),
+                Rule::new(
+                    &["create"],
+                    &["authorization.k8s.io"],
+                    &["subjectaccessreviews"],
+                ),
             ],
         ),
         role(
@@ -352,23 +416,43 @@ fn cluster_roles() -> Vec<RoleDef> {
                     .names(&["kube-controller-manager"]),
                 Rule::new(&["create"], &[""], &["secrets", "serviceaccounts"]),
                 Rule::new(&["delete"], &[""], &["secrets"]),
-                Rule::new(&["get"], &[""], &["namespaces", "secrets", "serviceaccounts", "configmaps"]),
+                Rule::new(
+                    &["get"],
+                    &[""],
+                    &["namespaces", "secrets", "serviceaccounts", "configmaps"],
+                ),
                 Rule::new(&["update"], &[""], &["secrets", "serviceaccounts"]),
                 Rule::new(&["create"], &["authentication.k8s.io"], &["tokenreviews"]),
-                Rule::new(&["create"], &["authorization.k8s.io"], &["subjectaccessreviews"]),
+                Rule::new(
+                    &["create"],
+                    &["authorization.k8s.io"],
+                    &["subjectaccessreviews"],
+                ),
                 Rule::new(&["list", "watch"], &["*"], &["*"]),
                 Rule::new(&["create"], &[""], &["serviceaccounts/token"]),
             ],
         ),
         role(
             "system:kube-dns",
-            vec![Rule::new(&["list", "watch"], &[""], &["endpoints", "services"])],
+            vec![Rule::new(
+                &["list", "watch"],
+                &[""],
+                &["endpoints", "services"],
+            )],
         ),
         role(
             "system:persistent-volume-provisioner",
             vec![
-                Rule::new(&["get", "list", "watch", "create", "delete"], &[""], &["persistentvolumes"]),
-                Rule::new(&["get", "list", "watch", "update"], &[""], &["persistentvolumeclaims"]),
+                Rule::new(
+                    &["get", "list", "watch", "create", "delete"],
+                    &[""],
+                    &["persistentvolumes"],
+                ),
+                Rule::new(
+                    &["get", "list", "watch", "update"],
+                    &[""],
+                    &["persistentvolumeclaims"],
+                ),
                 Rule::new(READ, &["storage.k8s.io"], &["storageclasses"]),
                 Rule::new(&["watch"], &[""], &["events"]),
                 events_rule(),
@@ -400,27 +484,38 @@ fn cluster_roles() -> Vec<RoleDef> {
         ),
         role(
             "system:certificates.k8s.io:legacy-unknown-approver",
-            vec![Rule::new(&["approve"], &["certificates.k8s.io"], &["signers"])
-                .names(&["kubernetes.io/legacy-unknown"])],
+            vec![
+                Rule::new(&["approve"], &["certificates.k8s.io"], &["signers"])
+                    .names(&["kubernetes.io/legacy-unknown"]),
+            ],
         ),
         role(
             "system:certificates.k8s.io:kubelet-serving-approver",
-            vec![Rule::new(&["approve"], &["certificates.k8s.io"], &["signers"])
-                .names(&["kubernetes.io/kubelet-serving"])],
+            vec![
+                Rule::new(&["approve"], &["certificates.k8s.io"], &["signers"])
+                    .names(&["kubernetes.io/kubelet-serving"]),
+            ],
         ),
         role(
             "system:certificates.k8s.io:kube-apiserver-client-approver",
-            vec![Rule::new(&["approve"], &["certificates.k8s.io"], &["signers"])
-                .names(&["kubernetes.io/kube-apiserver-client"])],
+            vec![
+                Rule::new(&["approve"], &["certificates.k8s.io"], &["signers"])
+                    .names(&["kubernetes.io/kube-apiserver-client"]),
+            ],
         ),
         role(
             "system:certificates.k8s.io:kube-apiserver-client-kubelet-approver",
-            vec![Rule::new(&["approve"], &["certificates.k8s.io"], &["signers"])
-                .names(&["kubernetes.io/kube-apiserver-client-kubelet"])],
+            vec![
+                Rule::new(&["approve"], &["certificates.k8s.io"], &["signers"])
+                    .names(&["kubernetes.io/kube-apiserver-client-kubelet"]),
+            ],
         ),
         role(
             "system:service-account-issuer-discovery",
-            vec![Rule::urls(&["get"], &["/.well-known/openid-configuration", "/openid/v1/jwks"])],
+            vec![Rule::urls(
+                &["get"],
+                &["/.well-known/openid-configuration", "/openid/v1/jwks"],
+            )],
         ),
         role(
             "system:node-proxier",
@@ -428,7 +523,11 @@ fn cluster_roles() -> Vec<RoleDef> {
                 Rule::new(&["list", "watch"], &[""], &["services", "endpoints"]),
                 Rule::new(READ, &[""], &["nodes"]),
                 events_rule(),
-                Rule::new(&["list", "watch"], &["discovery.k8s.io"], &["endpointslices"]),
+                Rule::new(
+                    &["list", "watch"],
+                    &["discovery.k8s.io"],
+                    &["endpointslices"],
+                ),
             ],
         ),
         role(
@@ -446,9 +545,17 @@ fn cluster_roles() -> Vec<RoleDef> {
                 Rule::new(READ, &["apps", "extensions"], &["replicasets"]),
                 Rule::new(READ, &["apps"], &["statefulsets"]),
                 Rule::new(READ, &["policy"], &["poddisruptionbudgets"]),
-                Rule::new(READ, &[""], &["persistentvolumeclaims", "persistentvolumes"]),
+                Rule::new(
+                    READ,
+                    &[""],
+                    &["persistentvolumeclaims", "persistentvolumes"],
+                ),
                 Rule::new(&["create"], &["authentication.k8s.io"], &["tokenreviews"]),
-                Rule::new(&["create"], &["authorization.k8s.io"], &["subjectaccessreviews"]),
+                Rule::new(
+                    &["create"],
+                    &["authorization.k8s.io"],
+                    &["subjectaccessreviews"],
+                ),
                 Rule::new(READ, &["storage.k8s.io"], &["csinodes"]),
                 Rule::new(READ, &[""], &["namespaces"]),
                 Rule::new(READ, &["storage.k8s.io"], &["csidrivers"]),
@@ -474,12 +581,21 @@ fn cluster_role_bindings() -> Vec<(&'static str, Vec<Subject>)> {
             vec![g("system:authenticated"), g("system:unauthenticated")],
         ),
         ("system:node-proxier", vec![u("system:kube-proxy")]),
-        ("system:kube-controller-manager", vec![u("system:kube-controller-manager")]),
-        ("system:kube-dns", vec![("ServiceAccount", "kube-dns", "kube-system")]),
+        (
+            "system:kube-controller-manager",
+            vec![u("system:kube-controller-manager")],
+        ),
+        (
+            "system:kube-dns",
+            vec![("ServiceAccount", "kube-dns", "kube-system")],
+        ),
         ("system:kube-scheduler", vec![u("system:kube-scheduler")]),
         ("system:volume-scheduler", vec![u("system:kube-scheduler")]),
         ("system:node", vec![]),
-        ("system:service-account-issuer-discovery", vec![g("system:serviceaccounts")]),
+        (
+            "system:service-account-issuer-discovery",
+            vec![g("system:serviceaccounts")],
+        ),
     ]
 }
 
@@ -489,7 +605,8 @@ fn namespace_roles() -> Vec<(&'static str, &'static str, Vec<Rule>, Vec<Subject>
         (
             "kube-system",
             "extension-apiserver-authentication-reader",
-            vec![Rule::new(READ, &[""], &["configmaps"]).names(&["extension-apiserver-authentication"])],
+            vec![Rule::new(READ, &[""], &["configmaps"])
+                .names(&["extension-apiserver-authentication"])],
             vec![
                 ("User", "system:kube-controller-manager", ""),
                 ("User", "system:kube-scheduler", ""),
@@ -500,7 +617,8 @@ fn namespace_roles() -> Vec<(&'static str, &'static str, Vec<Rule>, Vec<Subject>
             "system::leader-locking-kube-controller-manager",
             vec![
                 Rule::new(&["watch"], &[""], &["configmaps"]),
-                Rule::new(&["get", "update"], &[""], &["configmaps"]).names(&["kube-controller-manager"]),
+                Rule::new(&["get", "update"], &[""], &["configmaps"])
+                    .names(&["kube-controller-manager"]),
             ],
             vec![
                 ("User", "system:kube-controller-manager", ""),
@@ -708,7 +826,11 @@ pub async fn ensure_bootstrap_policy(api: &Api) -> Result<(), StoreError> {
                 }
             };
             let Ok(Value::Object(mut have)) = serde_json::from_slice::<Value>(&kv.value) else {
-                tracing::warn!(resource = plural, name, "cannot decode a stored RBAC object; leaving it");
+                tracing::warn!(
+                    resource = plural,
+                    name,
+                    "cannot decode a stored RBAC object; leaving it"
+                );
                 break;
             };
             let autoupdate = have
@@ -736,13 +858,20 @@ pub async fn ensure_bootstrap_policy(api: &Api) -> Result<(), StoreError> {
     tracing::info!(created, updated, "bootstrap RBAC policy in place");
     // Serve only once the caches the authorizer reads have seen the policy.
     let revision = api.store.current_revision().await?;
-    for plural in ["roles", "rolebindings", "clusterroles", "clusterrolebindings"] {
+    for plural in [
+        "roles",
+        "rolebindings",
+        "clusterroles",
+        "clusterrolebindings",
+    ] {
         let cache = api.caches.get(resource(plural));
         if !cache.wait_ready(Duration::from_secs(30)).await {
             tracing::warn!(resource = plural, "RBAC cache not ready after 30 s");
             continue;
         }
-        cache.ensure_fresh(revision, Duration::from_secs(10)).await?;
+        cache
+            .ensure_fresh(revision, Duration::from_secs(10))
+            .await?;
     }
     Ok(())
 }
@@ -823,7 +952,9 @@ mod tests {
         for (p, _, o) in &objs {
             if *p == "clusterrolebindings" {
                 let role = o["roleRef"]["name"].as_str().unwrap();
-                assert!(objs.iter().any(|(p, _, r)| *p == "clusterroles" && r["metadata"]["name"] == role));
+                assert!(objs
+                    .iter()
+                    .any(|(p, _, r)| *p == "clusterroles" && r["metadata"]["name"] == role));
             }
         }
         assert!(crbs.contains(&"cluster-admin"));
@@ -840,8 +971,12 @@ mod tests {
         for r in eff["edit"].iter() {
             assert!(eff["admin"].contains(r));
         }
-        assert!(eff["admin"].iter().any(|r| r.resources.contains(&"rolebindings".to_string())));
-        assert!(!eff["edit"].iter().any(|r| r.resources.contains(&"rolebindings".to_string())));
+        assert!(eff["admin"]
+            .iter()
+            .any(|r| r.resources.contains(&"rolebindings".to_string())));
+        assert!(!eff["edit"]
+            .iter()
+            .any(|r| r.resources.contains(&"rolebindings".to_string())));
     }
 
     #[test]
@@ -853,7 +988,10 @@ mod tests {
             .2;
         let mut have = want.clone();
         have["rules"].as_array_mut().unwrap().remove(0);
-        have["rules"].as_array_mut().unwrap().push(json!({"verbs": ["get"], "apiGroups": [""], "resources": ["extra"]}));
+        have["rules"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"verbs": ["get"], "apiGroups": [""], "resources": ["extra"]}));
         have["metadata"]["labels"] = json!({"mine": "x"});
         assert!(reconcile("clusterroles", &mut have, &want));
         assert_eq!(have["rules"].as_array().unwrap().len(), 3);
@@ -861,7 +999,9 @@ mod tests {
         assert!(!reconcile("clusterroles", &mut have, &want));
         let binding = default_objects()
             .into_iter()
-            .find(|(p, _, o)| *p == "clusterrolebindings" && o["metadata"]["name"] == "system:public-info-viewer")
+            .find(|(p, _, o)| {
+                *p == "clusterrolebindings" && o["metadata"]["name"] == "system:public-info-viewer"
+            })
             .unwrap()
             .2;
         let mut have = binding.clone();

@@ -142,7 +142,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             }
         }
     }
-    tokio::spawn(crate::controllers::bootstrap_rbac::run_aggregation(api.clone()));
+    tokio::spawn(crate::controllers::bootstrap_rbac::run_aggregation(
+        api.clone(),
+    ));
 
     let security = Arc::new(
         crate::auth::Security::from_config(&cfg, api.clone())

@@ -29,10 +29,19 @@ impl Router {
         let query = parts.uri.query().map(str::to_string);
         let checked = self
             .security
-            .check(&parts.method, &path, query.as_deref(), &mut parts.headers, conn)
+            .check(
+                &parts.method,
+                &path,
+                query.as_deref(),
+                &mut parts.headers,
+                conn,
+            )
             .await;
         let mut resp = match checked {
-            Ok(user) => self.route_inner(Request::from_parts(parts, body), &user).await,
+            Ok(user) => {
+                self.route_inner(Request::from_parts(parts, body), &user)
+                    .await
+            }
             Err(resp) => resp,
         };
         resp.headers_mut()

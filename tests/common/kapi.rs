@@ -406,3 +406,174 @@ impl WatchReader {
         }
     }
 }
+
+// ---- Helpers for the security tests: other identities than the admin certificate. ----
+
+/// A client certificate and key (PEM) for `cn` with organizations `orgs`, issued by kapi's
+/// generated CA (or, with `foreign`, by a freshly made CA kapi does not trust).
+pub fn issue_client_cert(
+    data_dir: &Path,
+    cn: &str,
+    orgs: &[&str],
+    foreign: bool,
+) -> (String, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+        IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+    let ca_params = || {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "kapi-ca");
+        p.distinguished_name = dn;
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        p
+    };
+    let ca_key = if foreign {
+        KeyPair::generate().unwrap()
+    } else {
+        let pem = std::fs::read_to_string(data_dir.join("pki/ca.key")).expect("ca.key");
+        KeyPair::from_pem(&pem).unwrap()
+    };
+    let issuer = Issuer::new(ca_params(), ca_key);
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut dn = DistinguishedName::new();
+    for o in orgs {
+        dn.push(DnType::OrganizationName, *o);
+    }
+    dn.push(DnType::CommonName, cn);
+    p.distinguished_name = dn;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let now = time::OffsetDateTime::now_utc();
+    p.not_before = now - time::Duration::hours(1);
+    p.not_after = now + time::Duration::days(1);
+    let key = KeyPair::generate().unwrap();
+    let cert = p.signed_by(&key, &issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// A raw client with any identity: a client certificate (PEM cert, key), a bearer token, both
+/// or neither (anonymous).
+#[derive(Clone)]
+pub struct AuthClient {
+    pub raw: RawClient,
+    pub bearer: Option<String>,
+}
+
+impl AuthClient {
+    pub fn new(
+        data_dir: &Path,
+        port: u16,
+        cert: Option<(&str, &str)>,
+        bearer: Option<&str>,
+    ) -> AuthClient {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(data_dir.join("pki/ca.crt")).expect("ca.crt") {
+            roots.add(c.expect("ca cert")).expect("add root");
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots);
+        let mut cfg = match cert {
+            Some((cert, key)) => {
+                let certs: Vec<CertificateDer<'static>> =
+                    CertificateDer::pem_slice_iter(cert.as_bytes())
+                        .map(|c| c.expect("cert"))
+                        .collect();
+                let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key");
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .expect("client auth")
+            }
+            None => builder.with_no_client_auth(),
+        };
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        AuthClient {
+            raw: RawClient {
+                connector: TlsConnector::from(Arc::new(cfg)),
+                port,
+                version: Version::Http1,
+            },
+            bearer: bearer.map(str::to_string),
+        }
+    }
+
+    /// Sends a request with the bearer token (if any) and extra headers.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        extra_headers: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> RawResponse {
+        let auth = self.bearer.as_ref().map(|t| format!("Bearer {t}"));
+        let mut headers: Vec<(&str, &str)> = extra_headers.to_vec();
+        if let Some(a) = &auth {
+            headers.push(("authorization", a));
+        }
+        if body.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        let body = body.map(|b| serde_json::to_vec(b).unwrap());
+        tokio::time::timeout(Duration::from_secs(30), async {
+            let resp = self.raw.send(method, path, &headers, body).await;
+            let (parts, body) = resp.into_parts();
+            let body = body.collect().await.expect("body").to_bytes();
+            RawResponse {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            }
+        })
+        .await
+        .expect("request timed out")
+    }
+
+    pub async fn get(&self, path: &str) -> RawResponse {
+        self.request(Method::GET, path, &[], None).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> RawResponse {
+        self.request(Method::POST, path, &[], Some(body)).await
+    }
+}
+
+impl Kapi {
+    /// Writes a kubeconfig for this kapi that authenticates with `token` (no client certificate).
+    pub fn token_kubeconfig(&self, name: &str, token: &str) -> PathBuf {
+        let path = self.data_dir.join(format!("{name}.kubeconfig"));
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority: {ca}\n    server: {url}\n  name: kapi\ncontexts:\n- context:\n    cluster: kapi\n    user: {name}\n  name: {name}\ncurrent-context: {name}\nusers:\n- name: {name}\n  user:\n    token: {token}\n",
+            ca = self.data_dir.join("pki/ca.crt").display(),
+            url = self.url,
+        );
+        std::fs::write(&path, text).expect("write kubeconfig");
+        path
+    }
+
+    /// Runs kubectl with another kubeconfig; returns (success, stdout, stderr).
+    pub fn kubectl_with(&self, kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
+        let home = self.data_dir.join("kubectl-home");
+        std::fs::create_dir_all(&home).ok();
+        let out = Command::new("kubectl")
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .args(args)
+            .env("HOME", &home)
+            .env("KUBECACHEDIR", home.join("cache"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("kubectl on PATH");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}

@@ -40,7 +40,10 @@ fn ec_alg_for_curve(oid: Option<&x509_parser::der_parser::oid::Oid>) -> anyhow::
 }
 
 fn key_from_spki(spki: &SubjectPublicKeyInfo) -> anyhow::Result<VerifyKey> {
-    match spki.parsed().map_err(|e| anyhow!("parsing a public key: {e}"))? {
+    match spki
+        .parsed()
+        .map_err(|e| anyhow!("parsing a public key: {e}"))?
+    {
         x509_parser::public_key::PublicKey::RSA(rsa) => Ok(VerifyKey {
             key: DecodingKey::from_rsa_raw_components(rsa.modulus, rsa.exponent),
             algs: RSA_ALGS.to_vec(),
@@ -64,7 +67,9 @@ fn key_from_spki(spki: &SubjectPublicKeyInfo) -> anyhow::Result<VerifyKey> {
 }
 
 fn key_from_private(der: &[u8]) -> anyhow::Result<VerifyKey> {
-    if let Ok(kp) = aws_lc_rs::rsa::KeyPair::from_pkcs8(der).or_else(|_| aws_lc_rs::rsa::KeyPair::from_der(der)) {
+    if let Ok(kp) =
+        aws_lc_rs::rsa::KeyPair::from_pkcs8(der).or_else(|_| aws_lc_rs::rsa::KeyPair::from_der(der))
+    {
         return Ok(VerifyKey {
             key: DecodingKey::from_rsa_der(kp.public_key().as_ref()),
             algs: RSA_ALGS.to_vec(),
@@ -72,8 +77,14 @@ fn key_from_private(der: &[u8]) -> anyhow::Result<VerifyKey> {
         });
     }
     for (alg, jwt_alg) in [
-        (&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING, Algorithm::ES256),
-        (&aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING, Algorithm::ES384),
+        (
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            Algorithm::ES256,
+        ),
+        (
+            &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+            Algorithm::ES384,
+        ),
     ] {
         if let Ok(kp) = aws_lc_rs::signature::EcdsaKeyPair::from_private_key_der(alg, der) {
             return Ok(VerifyKey {
@@ -127,13 +138,11 @@ pub fn keys_from_jwks(text: &[u8]) -> anyhow::Result<Vec<VerifyKey>> {
                 None => continue,
             },
             (jsonwebtoken::jwk::AlgorithmParameters::RSA(_), None) => RSA_ALGS.to_vec(),
-            (jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(p), None) => {
-                match p.curve {
-                    jsonwebtoken::jwk::EllipticCurve::P256 => vec![Algorithm::ES256],
-                    jsonwebtoken::jwk::EllipticCurve::P384 => vec![Algorithm::ES384],
-                    _ => continue,
-                }
-            }
+            (jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(p), None) => match p.curve {
+                jsonwebtoken::jwk::EllipticCurve::P256 => vec![Algorithm::ES256],
+                jsonwebtoken::jwk::EllipticCurve::P384 => vec![Algorithm::ES384],
+                _ => continue,
+            },
             _ => continue,
         };
         let key = DecodingKey::from_jwk(jwk).map_err(|e| anyhow!("JWKS key: {e}"))?;
@@ -279,7 +288,10 @@ pub mod tests {
         let keys = keys_from_pem(public.as_bytes()).unwrap();
         assert!(verify(&forged, &keys, None).is_err());
         let expired = sign_es256(&private, &json!({"exp": now() - 3600}), None);
-        assert_eq!(verify(&expired, &keys, None).unwrap_err(), "token has expired");
+        assert_eq!(
+            verify(&expired, &keys, None).unwrap_err(),
+            "token has expired"
+        );
         assert!(verify(&token, &keys, Some(&[Algorithm::RS256])).is_err());
         assert!(keys_from_pem(b"nothing").is_err());
     }

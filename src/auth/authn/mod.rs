@@ -116,7 +116,12 @@ pub struct Authenticator {
 
 /// Request headers removed once authentication is done (`WithAuthentication`).
 const STRIPPED_PREFIXES: &[&str] = &["x-remote-extra-"];
-const STRIPPED: &[&str] = &["authorization", "x-remote-user", "x-remote-group", "x-remote-uid"];
+const STRIPPED: &[&str] = &[
+    "authorization",
+    "x-remote-user",
+    "x-remote-group",
+    "x-remote-uid",
+];
 
 impl Authenticator {
     pub fn from_config(cfg: &Config) -> anyhow::Result<Self> {
@@ -224,7 +229,11 @@ impl Authenticator {
 
 /// The bearer token of `Authorization: Bearer <token>`, if any (an empty token is none).
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let v = headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
     let (scheme, token) = v.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;

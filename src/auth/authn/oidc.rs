@@ -129,9 +129,7 @@ mod tests {
 
     fn jwks_for(public_pem: &str, kid: &str) -> String {
         let (_, spki) = rustls_pki_types::pem::PemObject::from_pem_slice(public_pem.as_bytes())
-            .map(|d: rustls_pki_types::SubjectPublicKeyInfoDer| {
-                (0, d.as_ref().to_vec())
-            })
+            .map(|d: rustls_pki_types::SubjectPublicKeyInfoDer| (0, d.as_ref().to_vec()))
             .unwrap();
         // The uncompressed point is the last 65 bytes of a P-256 SPKI.
         let point = &spki[spki.len() - 65..];

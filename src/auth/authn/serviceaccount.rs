@@ -93,7 +93,8 @@ impl ServiceAccountAuthenticator {
         for f in &files {
             let pem = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
             keys.extend(
-                jwt::keys_from_pem(&pem).with_context(|| format!("loading keys from {}", f.display()))?,
+                jwt::keys_from_pem(&pem)
+                    .with_context(|| format!("loading keys from {}", f.display()))?,
             );
         }
         let audiences = if cfg.api_audiences.is_empty() {
@@ -186,10 +187,14 @@ impl ServiceAccountAuthenticator {
                 .ok_or_else(|| format!("{plural} \"{name}\" not found"))?;
             let actual = meta(&obj, "uid").unwrap_or("");
             if !uid.is_empty() && actual != uid {
-                return Err(format!("{kind} UID ({actual}) does not match claim ({uid})"));
+                return Err(format!(
+                    "{kind} UID ({actual}) does not match claim ({uid})"
+                ));
             }
             if meta(&obj, "deletionTimestamp").is_some() {
-                return Err(format!("token bound to {kind} {name:?} has been invalidated"));
+                return Err(format!(
+                    "token bound to {kind} {name:?} has been invalidated"
+                ));
             }
             if kind != "secret" {
                 user.extra.insert(

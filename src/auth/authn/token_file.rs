@@ -43,7 +43,10 @@ impl TokenFile {
                 })
                 .unwrap_or_default();
             if tokens.contains_key(&token) {
-                tracing::warn!(line = i + 1, "duplicate token in --token-auth-file; using the last one");
+                tracing::warn!(
+                    line = i + 1,
+                    "duplicate token in --token-auth-file; using the last one"
+                );
             }
             tokens.insert(
                 token,

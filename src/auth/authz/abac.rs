@@ -31,8 +31,8 @@ fn field(spec: &Value, k: &str) -> String {
 
 impl Abac {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
@@ -43,13 +43,15 @@ impl Abac {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let v: Value =
-                serde_json::from_str(line).with_context(|| format!("line {}", i + 1))?;
+            let v: Value = serde_json::from_str(line).with_context(|| format!("line {}", i + 1))?;
             let spec = v.get("spec").unwrap_or(&v);
             policies.push(Policy {
                 user: field(spec, "user"),
                 group: field(spec, "group"),
-                readonly: spec.get("readonly").and_then(Value::as_bool).unwrap_or(false),
+                readonly: spec
+                    .get("readonly")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
                 api_group: field(spec, "apiGroup"),
                 resource: field(spec, "resource"),
                 namespace: field(spec, "namespace"),
@@ -62,9 +64,7 @@ impl Abac {
     fn subject_matches(p: &Policy, u: &UserInfo) -> bool {
         let mut matched = false;
         if !p.user.is_empty() {
-            if p.user == "*" {
-                matched = true;
-            } else if p.user == u.name {
+            if p.user == "*" || p.user == u.name {
                 matched = true;
             } else {
                 return false;
@@ -120,10 +120,10 @@ impl Abac {
             } else {
                 &["*"]
             };
-            if p.namespace == "*" || p.namespace == namespace {
-                if !p.resource.is_empty() || !p.api_group.is_empty() {
-                    out.push(Rule::new(verbs, &[&p.api_group], &[&p.resource]));
-                }
+            if (p.namespace == "*" || p.namespace == namespace)
+                && (!p.resource.is_empty() || !p.api_group.is_empty())
+            {
+                out.push(Rule::new(verbs, &[&p.api_group], &[&p.resource]));
             }
             if !p.non_resource_path.is_empty() {
                 out.push(Rule::urls(verbs, &[&p.non_resource_path]));
@@ -155,8 +155,16 @@ mod tests {
             resource: res.into(),
             ..Default::default()
         };
-        assert_eq!(abac.authorize(&mk("alice", &[], "delete", "x", "secrets")).0, Decision::Allow);
-        assert_eq!(abac.authorize(&mk("bob", &["viewers"], "get", "projectCaribou", "pods")).0, Decision::Allow);
+        assert_eq!(
+            abac.authorize(&mk("alice", &[], "delete", "x", "secrets"))
+                .0,
+            Decision::Allow
+        );
+        assert_eq!(
+            abac.authorize(&mk("bob", &["viewers"], "get", "projectCaribou", "pods"))
+                .0,
+            Decision::Allow
+        );
         assert_eq!(
             abac.authorize(&mk("bob", &["viewers"], "delete", "projectCaribou", "pods")),
             (Decision::NoOpinion, "No policy matched.".into())

@@ -165,7 +165,7 @@ impl Rule {
         });
         resource_ok
             && (self.resource_names.is_empty()
-                || (!a.name.is_empty() && self.resource_names.iter().any(|n| *n == a.name)))
+                || (!a.name.is_empty() && self.resource_names.contains(&a.name)))
     }
 }
 
@@ -294,7 +294,9 @@ impl Authorizer {
                 Mode::Node(_) => {
                     if node::node_name(user).is_some() {
                         out.incomplete = true;
-                        errors.push("node authorizer does not support user rule resolution".to_string());
+                        errors.push(
+                            "node authorizer does not support user rule resolution".to_string(),
+                        );
                     }
                 }
                 Mode::Rbac(r) => {
@@ -319,10 +321,7 @@ impl Authorizer {
 /// `forbiddenMessage` of `responsewriters/errors.go`.
 pub fn forbidden_message(a: &Attributes) -> String {
     if !a.resource_request {
-        return format!(
-            "User {:?} cannot {} path {:?}",
-            a.user.name, a.verb, a.path
-        );
+        return format!("User {:?} cannot {} path {:?}", a.user.name, a.verb, a.path);
     }
     let resource = if a.subresource.is_empty() {
         a.resource.clone()
@@ -466,7 +465,10 @@ mod tests {
             b["message"],
             "deployments.apps is forbidden: User \"bob\" cannot list resource \"deployments\" in API group \"apps\" at the cluster scope"
         );
-        assert_eq!(b["details"], json!({"group": "apps", "kind": "deployments"}));
+        assert_eq!(
+            b["details"],
+            json!({"group": "apps", "kind": "deployments"})
+        );
         let b = forbidden_body(&attrs("get", "", "pods", "log", "ns", "p"), "why");
         assert_eq!(
             b["message"],
@@ -494,6 +496,11 @@ mod tests {
         );
         a.user.groups.push(MASTERS_GROUP.into());
         assert_eq!(deny.authorize(&a).0, Decision::Allow);
-        assert_eq!(Authorizer::always(true).authorize(&attrs("get", "", "pods", "", "", "")).0, Decision::Allow);
+        assert_eq!(
+            Authorizer::always(true)
+                .authorize(&attrs("get", "", "pods", "", "", ""))
+                .0,
+            Decision::Allow
+        );
     }
 }

@@ -16,6 +16,7 @@
 //! - serviceaccounts: `token` create for the service accounts of its pods;
 //! - leases: its own Lease in `kube-node-lease`;
 //! - everything else: the static node rules (the `system:node` ClusterRole's rules).
+//!
 //! Not implemented: resourceclaims/resourceslices, volumeattachments by graph (allowed by the
 //! static rules), csinodes by name.
 //!
@@ -60,13 +61,21 @@ pub fn node_rules() -> Vec<Rule> {
         Rule::new(&["create", "get", "list", "watch"], &[""], &["nodes"]),
         Rule::new(&["update", "patch"], &[""], &["nodes/status"]),
         Rule::new(&["update", "patch"], &[""], &["nodes"]),
-        Rule::new(&["create", "update", "patch"], &["", "events.k8s.io"], &["events"]),
+        Rule::new(
+            &["create", "update", "patch"],
+            &["", "events.k8s.io"],
+            &["events"],
+        ),
         Rule::new(read, &[""], &["pods"]),
         Rule::new(&["create", "delete"], &[""], &["pods"]),
         Rule::new(&["update", "patch"], &[""], &["pods/status"]),
         Rule::new(&["create"], &[""], &["pods/eviction"]),
         Rule::new(read, &[""], &["secrets", "configmaps"]),
-        Rule::new(&["get"], &[""], &["persistentvolumeclaims", "persistentvolumes"]),
+        Rule::new(
+            &["get"],
+            &[""],
+            &["persistentvolumeclaims", "persistentvolumes"],
+        ),
         Rule::new(&["get"], &[""], &["endpoints"]),
         Rule::new(
             &["create", "get", "list", "watch"],
@@ -79,7 +88,11 @@ pub fn node_rules() -> Vec<Rule> {
             &["leases"],
         ),
         Rule::new(&["get"], &["storage.k8s.io"], &["volumeattachments"]),
-        Rule::new(&["get", "update", "patch"], &[""], &["persistentvolumeclaims/status"]),
+        Rule::new(
+            &["get", "update", "patch"],
+            &[""],
+            &["persistentvolumeclaims/status"],
+        ),
         Rule::new(&["create"], &[""], &["serviceaccounts/token"]),
         Rule::new(read, &["storage.k8s.io"], &["csidrivers"]),
         Rule::new(
@@ -408,7 +421,9 @@ impl NodeAuthorizer {
                     return no("can only access leases in the kube-node-lease namespace");
                 }
                 if !a.name.is_empty() && a.name != node {
-                    return no("can only access node lease with the same name as the requesting node");
+                    return no(
+                        "can only access node lease with the same name as the requesting node",
+                    );
                 }
                 (Decision::Allow, String::new())
             }
@@ -436,8 +451,7 @@ impl NodeAuthorizer {
             ("", "pods") => match a.verb.as_str() {
                 "get" if a.subresource.is_empty() => self.by_graph(node, Kind::Pod, a),
                 "list" | "watch" => {
-                    if a
-                        .field_selector
+                    if a.field_selector
                         .as_deref()
                         .and_then(|fs| exact_field(fs, "spec.nodeName"))
                         == Some(node)

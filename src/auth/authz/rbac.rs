@@ -25,7 +25,12 @@ pub fn resource(plural: &str) -> &'static ResourceInfo {
     catalogue::lookup(GROUP, "v1", plural).expect("RBAC resources are served")
 }
 
-const PLURALS: [&str; 4] = ["roles", "rolebindings", "clusterroles", "clusterrolebindings"];
+const PLURALS: [&str; 4] = [
+    "roles",
+    "rolebindings",
+    "clusterroles",
+    "clusterrolebindings",
+];
 
 #[derive(Clone)]
 struct Grant {
@@ -42,12 +47,11 @@ struct Subjects {
 
 impl Subjects {
     fn for_user<'a>(&'a self, u: &'a UserInfo) -> impl Iterator<Item = &'a Grant> + 'a {
-        self.users.get(&u.name).into_iter().flatten().chain(
-            u.groups
-                .iter()
-                .filter_map(|g| self.groups.get(g))
-                .flatten(),
-        )
+        self.users
+            .get(&u.name)
+            .into_iter()
+            .flatten()
+            .chain(u.groups.iter().filter_map(|g| self.groups.get(g)).flatten())
     }
 }
 
@@ -82,7 +86,10 @@ impl Selector {
         {
             s.exprs.push((
                 e.get("key").and_then(Value::as_str).unwrap_or("").into(),
-                e.get("operator").and_then(Value::as_str).unwrap_or("").into(),
+                e.get("operator")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .into(),
                 super::strings(e.get("values")),
             ));
         }
@@ -224,7 +231,11 @@ fn add_subjects(target: &mut Subjects, obj: &Map<String, Value>, binding_ns: &st
             "User" => target.users.entry(name).or_default().push(grant.clone()),
             "Group" => target.groups.entry(name).or_default().push(grant.clone()),
             "ServiceAccount" => {
-                let ns = if ns.is_empty() { binding_ns } else { ns.as_str() };
+                let ns = if ns.is_empty() {
+                    binding_ns
+                } else {
+                    ns.as_str()
+                };
                 if !ns.is_empty() && !name.is_empty() {
                     target
                         .users
@@ -416,11 +427,21 @@ mod tests {
     #[test]
     fn aggregation_is_transitive_and_ordered() {
         let roles = vec![
-            cr(json!({"metadata": {"name": "admin"}, "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"agg-admin": "true"}}]}})),
-            cr(json!({"metadata": {"name": "edit", "labels": {"agg-admin": "true"}}, "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"agg-edit": "true"}}]}})),
-            cr(json!({"metadata": {"name": "x-edit", "labels": {"agg-edit": "true"}}, "rules": [{"verbs": ["create"], "apiGroups": [""], "resources": ["pods"]}]})),
-            cr(json!({"metadata": {"name": "x-admin", "labels": {"agg-admin": "true"}}, "rules": [{"verbs": ["*"], "apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"]}, {"verbs": ["create"], "apiGroups": [""], "resources": ["pods"]}]})),
-            cr(json!({"metadata": {"name": "other", "labels": {"agg-edit": "false"}}, "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["secrets"]}]})),
+            cr(
+                json!({"metadata": {"name": "admin"}, "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"agg-admin": "true"}}]}}),
+            ),
+            cr(
+                json!({"metadata": {"name": "edit", "labels": {"agg-admin": "true"}}, "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"agg-edit": "true"}}]}}),
+            ),
+            cr(
+                json!({"metadata": {"name": "x-edit", "labels": {"agg-edit": "true"}}, "rules": [{"verbs": ["create"], "apiGroups": [""], "resources": ["pods"]}]}),
+            ),
+            cr(
+                json!({"metadata": {"name": "x-admin", "labels": {"agg-admin": "true"}}, "rules": [{"verbs": ["*"], "apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"]}, {"verbs": ["create"], "apiGroups": [""], "resources": ["pods"]}]}),
+            ),
+            cr(
+                json!({"metadata": {"name": "other", "labels": {"agg-edit": "false"}}, "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["secrets"]}]}),
+            ),
         ];
         let eff = effective_rules(&roles);
         assert_eq!(eff["edit"].len(), 1);
@@ -432,8 +453,14 @@ mod tests {
 
     #[test]
     fn selectors() {
-        let s = Selector::from_json(&json!({"matchLabels": {"a": "1"}, "matchExpressions": [{"key": "b", "operator": "In", "values": ["x", "y"]}, {"key": "c", "operator": "DoesNotExist"}]}));
-        let l = |p: &[(&str, &str)]| p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let s = Selector::from_json(
+            &json!({"matchLabels": {"a": "1"}, "matchExpressions": [{"key": "b", "operator": "In", "values": ["x", "y"]}, {"key": "c", "operator": "DoesNotExist"}]}),
+        );
+        let l = |p: &[(&str, &str)]| {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
         assert!(s.matches(&l(&[("a", "1"), ("b", "y")])));
         assert!(!s.matches(&l(&[("a", "1"), ("b", "z")])));
         assert!(!s.matches(&l(&[("a", "1"), ("b", "x"), ("c", "")])));

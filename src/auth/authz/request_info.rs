@@ -50,12 +50,10 @@ pub fn attributes(method: &Method, path: &str, query: Option<&str>) -> Attribute
     a.resource_request = true;
     a.api_group = group.to_string();
     a.api_version = version.to_string();
-    if rest[0] == "namespaces" {
-        if rest.len() > 1 {
-            a.namespace = rest[1].clone();
-            if rest.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&rest[2].as_str()) {
-                rest.drain(..2);
-            }
+    if rest[0] == "namespaces" && rest.len() > 1 {
+        a.namespace = rest[1].clone();
+        if rest.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&rest[2].as_str()) {
+            rest.drain(..2);
         }
     }
     if rest.len() >= 3 && verb != "proxy" {
@@ -123,14 +121,24 @@ mod tests {
         let x = a(Method::GET, "/api/v1/namespaces/ns/pods/p/log", None);
         assert!(x.resource_request);
         assert_eq!(
-            (x.verb.as_str(), x.namespace.as_str(), x.resource.as_str(), x.name.as_str(), x.subresource.as_str()),
+            (
+                x.verb.as_str(),
+                x.namespace.as_str(),
+                x.resource.as_str(),
+                x.name.as_str(),
+                x.subresource.as_str()
+            ),
             ("get", "ns", "pods", "p", "log")
         );
         let x = a(Method::GET, "/apis/apps/v1/deployments", Some("watch=true"));
         assert_eq!((x.verb.as_str(), x.api_group.as_str()), ("watch", "apps"));
         let x = a(Method::GET, "/api/v1/watch/namespaces/ns/pods", None);
         assert_eq!((x.verb.as_str(), x.namespace.as_str()), ("watch", "ns"));
-        let x = a(Method::GET, "/api/v1/nodes", Some("fieldSelector=metadata.name%3Dn1"));
+        let x = a(
+            Method::GET,
+            "/api/v1/nodes",
+            Some("fieldSelector=metadata.name%3Dn1"),
+        );
         assert_eq!((x.verb.as_str(), x.name.as_str()), ("list", "n1"));
         let x = a(Method::DELETE, "/api/v1/namespaces/ns/configmaps", None);
         assert_eq!(x.verb, "deletecollection");
@@ -140,21 +148,33 @@ mod tests {
             ("namespaces", "ns", "ns")
         );
         let x = a(Method::PUT, "/api/v1/namespaces/ns/finalize", None);
-        assert_eq!((x.resource.as_str(), x.subresource.as_str()), ("namespaces", "finalize"));
+        assert_eq!(
+            (x.resource.as_str(), x.subresource.as_str()),
+            ("namespaces", "finalize")
+        );
         let x = a(Method::POST, "/api/v1/namespaces", None);
         assert_eq!((x.verb.as_str(), x.namespace.as_str()), ("create", ""));
     }
 
     #[test]
     fn non_resource_requests() {
-        for p in ["/healthz", "/api", "/apis/apps/v1", "/version", "/openapi/v3"] {
+        for p in [
+            "/healthz",
+            "/api",
+            "/apis/apps/v1",
+            "/version",
+            "/openapi/v3",
+        ] {
             let x = a(Method::GET, p, None);
             assert!(!x.resource_request, "{p}");
             assert_eq!(x.verb, "get");
             assert_eq!(x.path, p);
         }
         assert_eq!(a(Method::POST, "/x", None).verb, "post");
-        assert_eq!(exact_field("a=b,spec.nodeName==n", "spec.nodeName"), Some("n"));
+        assert_eq!(
+            exact_field("a=b,spec.nodeName==n", "spec.nodeName"),
+            Some("n")
+        );
         assert_eq!(exact_field("spec.nodeName!=n", "spec.nodeName"), None);
     }
 }
