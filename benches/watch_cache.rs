@@ -212,7 +212,10 @@ fn bench_apply(c: &mut Criterion) {
                 let start = Instant::now();
                 for i in 0..iters {
                     let v = configmap_value("bench", "roundtrip", 0, i);
-                    let rev = store.update(&key, v.into(), expected).await.expect("update");
+                    let rev = store
+                        .update(&key, v.into(), expected)
+                        .await
+                        .expect("update");
                     assert!(cache.wait_for(rev, Duration::from_secs(10)).await);
                     expected = rev;
                 }
@@ -226,7 +229,10 @@ fn bench_apply(c: &mut Criterion) {
                 let start = Instant::now();
                 for i in 0..iters {
                     let v = configmap_value("bench", "roundtrip", 0, i);
-                    expected = store.update(&key, v.into(), expected).await.expect("update");
+                    expected = store
+                        .update(&key, v.into(), expected)
+                        .await
+                        .expect("update");
                 }
                 let took = start.elapsed();
                 assert!(cache.wait_for(expected, Duration::from_secs(10)).await);
@@ -277,7 +283,7 @@ fn bench_dispatch(c: &mut Criterion) {
         // the queue: what a watch body's poll costs per delivery, minus the socket write).
         g.bench_function(BenchmarkId::new("all_watchers_with_drain", n), |b| {
             b.iter(|| {
-                reg.dispatch(&[ev.clone()]);
+                reg.dispatch(std::slice::from_ref(&ev));
                 drain(&mut rxs)
             })
         });
@@ -424,38 +430,44 @@ fn bench_list(c: &mut Criterion) {
     let mut g = c.benchmark_group("paging");
     g.throughput(Throughput::Elements(n as u64));
     for &limit in &[500i64, 5_000] {
-        g.bench_function(BenchmarkId::new(format!("walk_all_limit_{limit}"), n), |b| {
-            b.iter(|| {
-                let mut token: Option<String> = None;
-                let mut seen = 0usize;
-                loop {
-                    let start = token.as_deref().map(|t| {
-                        let (rv, rel) = continue_token::decode(t).expect("token");
-                        assert_eq!(rv, snap.revision);
-                        format!("{prefix}{rel}")
-                    });
-                    let p = page(&snap, prefix, start.as_deref(), &everything, limit);
-                    seen += p.items.len();
-                    black_box(list_body(res, &p));
-                    match p.continue_token {
-                        Some(t) => token = Some(t),
-                        None => break,
+        g.bench_function(
+            BenchmarkId::new(format!("walk_all_limit_{limit}"), n),
+            |b| {
+                b.iter(|| {
+                    let mut token: Option<String> = None;
+                    let mut seen = 0usize;
+                    loop {
+                        let start = token.as_deref().map(|t| {
+                            let (rv, rel) = continue_token::decode(t).expect("token");
+                            assert_eq!(rv, snap.revision);
+                            format!("{prefix}{rel}")
+                        });
+                        let p = page(&snap, prefix, start.as_deref(), &everything, limit);
+                        seen += p.items.len();
+                        black_box(list_body(res, &p));
+                        match p.continue_token {
+                            Some(t) => token = Some(t),
+                            None => break,
+                        }
                     }
-                }
-                assert_eq!(seen, n);
-            })
-        });
+                    assert_eq!(seen, n);
+                })
+            },
+        );
     }
     // One page from the middle of the snapshot with a selector matching 1 %: the page scans
     // ~100 objects per returned item.
     let mid = format!("{prefix}bench/cm-{:07}", n / 2);
     g.throughput(Throughput::Elements(50));
-    g.bench_function(BenchmarkId::new("one_page_limit_50_selector_1pct", n), |b| {
-        b.iter(|| {
-            let p = page(&snap, prefix, Some(&mid), &one_pct, 50);
-            list_body(res, &p)
-        })
-    });
+    g.bench_function(
+        BenchmarkId::new("one_page_limit_50_selector_1pct", n),
+        |b| {
+            b.iter(|| {
+                let p = page(&snap, prefix, Some(&mid), &one_pct, 50);
+                list_body(res, &p)
+            })
+        },
+    );
     g.finish();
 }
 

@@ -144,6 +144,52 @@ pub struct Config {
     #[arg(long = "authorization-policy-file")]
     pub authorization_policy_file: Option<PathBuf>,
 
+    /// Admission plugins to enable besides the default ones (comma-separated). Plugins run in
+    /// kube-apiserver's fixed order whatever the order here.
+    #[arg(long = "enable-admission-plugins", value_delimiter = ',')]
+    pub enable_admission_plugins: Vec<String>,
+
+    /// Admission plugins to disable, default ones included (comma-separated).
+    #[arg(long = "disable-admission-plugins", value_delimiter = ',')]
+    pub disable_admission_plugins: Vec<String>,
+
+    /// tolerationSeconds of the not-ready:NoExecute toleration DefaultTolerationSeconds adds.
+    #[arg(long = "default-not-ready-toleration-seconds", default_value_t = 300)]
+    pub default_not_ready_toleration_seconds: i64,
+
+    /// tolerationSeconds of the unreachable:NoExecute toleration DefaultTolerationSeconds adds.
+    #[arg(long = "default-unreachable-toleration-seconds", default_value_t = 300)]
+    pub default_unreachable_toleration_seconds: i64,
+
+    /// Encryption at rest: an apiserver.config.k8s.io/v1 EncryptionConfiguration (aescbc,
+    /// aesgcm, secretbox, identity providers).
+    #[arg(long = "encryption-provider-config")]
+    pub encryption_provider_config: Option<PathBuf>,
+
+    /// Audit policy (audit.k8s.io/v1 Policy). Auditing needs this and --audit-log-path.
+    #[arg(long = "audit-policy-file")]
+    pub audit_policy_file: Option<PathBuf>,
+
+    /// Audit log file (`-` for standard output): audit.k8s.io/v1 Event JSON lines.
+    #[arg(long = "audit-log-path")]
+    pub audit_log_path: Option<String>,
+
+    /// Days to keep rotated audit log files (0 = no age limit).
+    #[arg(long = "audit-log-maxage", default_value_t = 0)]
+    pub audit_log_maxage: u32,
+
+    /// Rotated audit log files to keep (0 = all).
+    #[arg(long = "audit-log-maxbackup", default_value_t = 0)]
+    pub audit_log_maxbackup: u32,
+
+    /// Size in megabytes at which the audit log is rotated (0 = 100).
+    #[arg(long = "audit-log-maxsize", default_value_t = 0)]
+    pub audit_log_maxsize: u64,
+
+    /// Audit log format: only `json` (kube-apiserver's `legacy` is rejected).
+    #[arg(long = "audit-log-format", default_value = "json")]
+    pub audit_log_format: String,
+
     /// Log verbosity (0 = info, 2+ = debug, 4+ = trace); RUST_LOG overrides it.
     #[arg(short = 'v', long = "v", default_value_t = 0)]
     pub verbosity: u8,

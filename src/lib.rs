@@ -5,7 +5,9 @@
 //! `watch` (streaming watch bodies) → `storage` (etcd or the embedded store). `object` holds the
 //! raw-object model, codecs and validation; `controllers` what the apiserver does by itself.
 
+pub mod admission;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod config;

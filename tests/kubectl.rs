@@ -338,9 +338,9 @@ async fn kubectl_scenario(kapi: &Kapi) {
 
     let k = Kubectl::new(kapi, "home");
 
-    // `get ns`: the JSON fallback table lists the system namespaces.
+    // `get ns`: the server-side Table lists the system namespaces.
     let table = rows(&k.ok(&["get", "ns"]));
-    assert_eq!(table[0], ["NAME", "AGE"], "fallback table header");
+    assert_eq!(table[0], ["NAME", "STATUS", "AGE"], "table header");
     let names: Vec<&str> = table[1..].iter().map(|r| r[0].as_str()).collect();
     assert_eq!(
         names,

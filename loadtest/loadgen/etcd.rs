@@ -82,7 +82,7 @@ pub async fn watch(
     prefix: String,
     start_revision: i64,
     mut rec: WatchRec,
-    connected: tokio::sync::mpsc::UnboundedSender<Result<(), String>>,
+    connected: tokio::sync::mpsc::UnboundedSender<Result<Option<u32>, String>>,
     mut stop: watch::Receiver<bool>,
 ) -> WatchRec {
     let opts = WatchOptions::new()
@@ -120,7 +120,7 @@ pub async fn watch(
                     if resp.created() {
                         rec.connected = true;
                         if let Some(c) = connected.take() {
-                            let _ = c.send(Ok(()));
+                            let _ = c.send(Ok(rec.node));
                         }
                     }
                     if resp.canceled() {

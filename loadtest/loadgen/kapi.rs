@@ -54,7 +54,10 @@ fn from_kubeconfig(path: &Path) -> anyhow::Result<Material> {
     let user = &kc["users"][0]["user"];
     Ok((
         cluster["server"].as_str().map(str::to_string),
-        b64(&cluster["certificate-authority-data"], "certificate-authority-data")?,
+        b64(
+            &cluster["certificate-authority-data"],
+            "certificate-authority-data",
+        )?,
         b64(&user["client-certificate-data"], "client-certificate-data")?,
         b64(&user["client-key-data"], "client-key-data")?,
     ))
@@ -62,8 +65,14 @@ fn from_kubeconfig(path: &Path) -> anyhow::Result<Material> {
 
 fn from_data_dir(dir: &Path) -> anyhow::Result<Material> {
     let pki = dir.join("pki");
-    let read = |f: &str| std::fs::read(pki.join(f)).with_context(|| format!("{}/{f}", pki.display()));
-    Ok((None, read("ca.crt")?, read("admin.crt")?, read("admin.key")?))
+    let read =
+        |f: &str| std::fs::read(pki.join(f)).with_context(|| format!("{}/{f}", pki.display()));
+    Ok((
+        None,
+        read("ca.crt")?,
+        read("admin.crt")?,
+        read("admin.key")?,
+    ))
 }
 
 /// Accepts only loopback hosts: the generator never sends load anywhere else.
@@ -92,14 +101,18 @@ impl Endpoint {
                 Ok(m) => m,
                 Err(_) => from_data_dir(d)?,
             },
-            (None, None) => bail!("give --kubeconfig or --data-dir (kapi's, for its CA and admin cert)"),
+            (None, None) => {
+                bail!("give --kubeconfig or --data-dir (kapi's, for its CA and admin cert)")
+            }
         };
         let url = server
             .map(str::to_string)
             .or(url)
             .ok_or_else(|| anyhow!("no server URL: give --server"))?;
         let uri: http::Uri = url.parse().with_context(|| format!("server URL {url}"))?;
-        let host = uri.host().ok_or_else(|| anyhow!("server URL without host"))?;
+        let host = uri
+            .host()
+            .ok_or_else(|| anyhow!("server URL without host"))?;
         ensure_loopback(host)?;
         let port = uri.port_u16().unwrap_or(443);
 
@@ -121,7 +134,10 @@ impl Endpoint {
             HttpVersion::Http2 => vec![b"h2".to_vec()],
         };
         Ok(Endpoint {
-            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
             port,
             connector: TlsConnector::from(Arc::new(cfg)),
             version,
@@ -134,7 +150,7 @@ impl Endpoint {
             .context("connect")?;
         tcp.set_nodelay(true)?;
         let name = ServerName::try_from(self.host.clone())?;
-        Ok(self.connector.connect(name, tcp).await.context("TLS")?)
+        self.connector.connect(name, tcp).await.context("TLS")
     }
 
     /// A new connection (one TCP + TLS session).
@@ -172,13 +188,20 @@ impl Endpoint {
 }
 
 /// A connection. HTTP/2 senders are cheap clones sharing one connection.
-#[derive(Clone)]
 pub enum Conn {
     H1(http1::SendRequest<Full<Bytes>>, String),
     H2(http2::SendRequest<Full<Bytes>>, String),
 }
 
 impl Conn {
+    /// Another handle on the same connection (HTTP/2 only: HTTP/1.1 has one request at a time).
+    pub fn share(&self) -> Option<Conn> {
+        match self {
+            Conn::H1(..) => None,
+            Conn::H2(s, a) => Some(Conn::H2(s.clone(), a.clone())),
+        }
+    }
+
     pub async fn send(
         &mut self,
         method: Method,
@@ -328,7 +351,8 @@ impl Writer {
 
     /// Creates the namespace if it is missing.
     pub async fn ensure_namespace(&mut self, ns: &str) -> anyhow::Result<()> {
-        let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        let body =
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
         let (status, text) = self
             .call(
                 Method::POST,
@@ -351,42 +375,45 @@ pub async fn watch(
     mut conn: Conn,
     path: String,
     mut rec: WatchRec,
-    connected: tokio::sync::mpsc::UnboundedSender<Result<(), String>>,
+    connected: tokio::sync::mpsc::UnboundedSender<Result<Option<u32>, String>>,
     mut stop: watch::Receiver<bool>,
 ) -> WatchRec {
-    let resp = match tokio::time::timeout(
-        Duration::from_secs(60),
-        conn.send(Method::GET, &path, None),
-    )
-    .await
-    {
-        Ok(Ok(r)) if r.status() == StatusCode::OK => r,
-        Ok(Ok(r)) => {
-            let status = r.status();
-            let body = r.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            let e = format!("watch {path}: {status}: {}", short(&body));
-            let _ = connected.send(Err(e.clone()));
-            rec.error = Some(e);
-            rec.ended_early = true;
-            return rec;
-        }
-        Ok(Err(e)) => {
-            let e = format!("watch {path}: {e:#}");
-            let _ = connected.send(Err(e.clone()));
-            rec.error = Some(e);
-            rec.ended_early = true;
-            return rec;
-        }
-        Err(_) => {
-            let e = format!("watch {path}: no answer within 60 s");
-            let _ = connected.send(Err(e.clone()));
-            rec.error = Some(e);
-            rec.ended_early = true;
-            return rec;
-        }
-    };
+    let resp =
+        match tokio::time::timeout(Duration::from_secs(60), conn.send(Method::GET, &path, None))
+            .await
+        {
+            Ok(Ok(r)) if r.status() == StatusCode::OK => r,
+            Ok(Ok(r)) => {
+                let status = r.status();
+                let body = r
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let e = format!("watch {path}: {status}: {}", short(&body));
+                let _ = connected.send(Err(e.clone()));
+                rec.error = Some(e);
+                rec.ended_early = true;
+                return rec;
+            }
+            Ok(Err(e)) => {
+                let e = format!("watch {path}: {e:#}");
+                let _ = connected.send(Err(e.clone()));
+                rec.error = Some(e);
+                rec.ended_early = true;
+                return rec;
+            }
+            Err(_) => {
+                let e = format!("watch {path}: no answer within 60 s");
+                let _ = connected.send(Err(e.clone()));
+                rec.error = Some(e);
+                rec.ended_early = true;
+                return rec;
+            }
+        };
     rec.connected = true;
-    let _ = connected.send(Ok(()));
+    let _ = connected.send(Ok(rec.node));
     drop(connected);
     let mut body = resp.into_body();
     let mut lines = LineBuf::default();

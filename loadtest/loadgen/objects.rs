@@ -162,7 +162,10 @@ mod tests {
         for chunk in [&b"ab"[..], b"c\nde", b"f\n", b"\ng\nh"] {
             b.feed(chunk, |l| out.push(l.to_vec()));
         }
-        assert_eq!(out, vec![b"abc".to_vec(), b"def".to_vec(), vec![], b"g".to_vec()]);
+        assert_eq!(
+            out,
+            vec![b"abc".to_vec(), b"def".to_vec(), vec![], b"g".to_vec()]
+        );
     }
 
     #[test]

@@ -33,6 +33,17 @@ pub fn memory_kib(pid: &str) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// Write-type syscalls (`syscw`) of `pid` so far, from `/proc/<pid>/io` (needs the same user or
+/// ptrace rights).
+pub fn write_syscalls(pid: &str) -> Option<u64> {
+    let io = std::fs::read_to_string(Path::new("/proc").join(pid).join("io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("syscw:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Raises RLIMIT_NOFILE's soft limit to the hard limit; returns (before, after).
 pub fn raise_nofile_limit() -> (u64, u64) {
     let mut lim = libc::rlimit {
@@ -44,10 +55,12 @@ pub fn raise_nofile_limit() -> (u64, u64) {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
             return (0, 0);
         }
+        #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
         let before = lim.rlim_cur as u64;
         if lim.rlim_cur < lim.rlim_max {
             lim.rlim_cur = lim.rlim_max;
             if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                #[allow(clippy::unnecessary_cast)]
                 return (before, lim.rlim_max as u64);
             }
         }
@@ -59,7 +72,19 @@ pub fn raise_nofile_limit() -> (u64, u64) {
 pub struct ServerProbe {
     pids: Vec<String>,
     start_cpu: Vec<f64>,
+    start_syscw: Vec<Option<u64>>,
     pub peak_rss_kib: Vec<u64>,
+}
+
+/// One server process over the window.
+pub struct ServerFigures {
+    pub pid: String,
+    pub cpu_s: f64,
+    pub rss_kib: u64,
+    pub peak_rss_kib: u64,
+    pub hwm_kib: u64,
+    /// Write-type syscalls in the window (None if /proc/<pid>/io is not readable).
+    pub write_syscalls: Option<u64>,
 }
 
 impl ServerProbe {
@@ -69,6 +94,7 @@ impl ServerProbe {
         ServerProbe {
             pids,
             start_cpu: vec![0.0; n],
+            start_syscw: vec![None; n],
             peak_rss_kib: vec![0; n],
         }
     }
@@ -80,6 +106,7 @@ impl ServerProbe {
             .iter()
             .map(|p| cpu_seconds(p).unwrap_or(0.0))
             .collect();
+        self.start_syscw = self.pids.iter().map(|p| write_syscalls(p)).collect();
         self.sample();
     }
 
@@ -92,16 +119,25 @@ impl ServerProbe {
         }
     }
 
-    /// Per pid: (pid, CPU seconds since `start`, RSS now, peak RSS in the window, VmHWM).
-    pub fn finish(&mut self) -> Vec<(String, f64, u64, u64, u64)> {
+    /// The figures of every pid since `start`.
+    pub fn finish(&mut self) -> Vec<ServerFigures> {
         self.sample();
         self.pids
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let cpu = cpu_seconds(p).map(|c| c - self.start_cpu[i]).unwrap_or(0.0);
                 let (rss, hwm) = memory_kib(p).unwrap_or((0, 0));
-                (p.clone(), cpu, rss, self.peak_rss_kib[i], hwm)
+                ServerFigures {
+                    pid: p.clone(),
+                    cpu_s: cpu_seconds(p).map(|c| c - self.start_cpu[i]).unwrap_or(0.0),
+                    rss_kib: rss,
+                    peak_rss_kib: self.peak_rss_kib[i],
+                    hwm_kib: hwm,
+                    write_syscalls: match (self.start_syscw[i], write_syscalls(p)) {
+                        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+                        _ => None,
+                    },
+                }
             })
             .collect()
     }
@@ -117,5 +153,6 @@ mod tests {
         assert!(cpu_seconds(&me).is_some());
         let (rss, hwm) = memory_kib(&me).expect("status");
         assert!(rss > 0 && hwm >= rss);
+        assert!(write_syscalls(&me).is_some());
     }
 }

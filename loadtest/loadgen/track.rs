@@ -18,13 +18,22 @@ pub fn now_ns() -> u64 {
     ORIGIN.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
 }
 
+/// An acknowledged write: the object, when it was sent and when its answer arrived.
+#[derive(Clone, Copy, Debug)]
+pub struct Ack {
+    pub name: u32,
+    pub sent: u64,
+    pub ack: u64,
+}
+
 /// Every acknowledged write, indexed by its revision relative to a base revision. Writers insert,
 /// watchers look up; revisions outside the preallocated window go to a locked map.
 pub struct AckTable {
     base: i64,
     ack_ns: Box<[AtomicU64]>,
+    sent_ns: Box<[AtomicU64]>,
     name: Box<[AtomicU32]>,
-    overflow: Mutex<HashMap<i64, (u32, u64)>>,
+    overflow: Mutex<HashMap<i64, Ack>>,
     count: AtomicU64,
 }
 
@@ -33,6 +42,7 @@ impl AckTable {
         AckTable {
             base,
             ack_ns: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+            sent_ns: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
             name: (0..capacity).map(|_| AtomicU32::new(0)).collect(),
             overflow: Mutex::new(HashMap::new()),
             count: AtomicU64::new(0),
@@ -48,29 +58,39 @@ impl AckTable {
         (off >= 0 && (off as usize) < self.ack_ns.len()).then_some(off as usize)
     }
 
-    /// Records that the write of object `name_idx` at `rv` was acknowledged at `ack_ns`.
-    pub fn insert(&self, rv: i64, name_idx: u32, ack_ns: u64) {
+    /// Records that the write of object `name_idx` sent at `sent_ns` was acknowledged at
+    /// `ack_ns` with revision `rv`.
+    pub fn insert(&self, rv: i64, name_idx: u32, sent_ns: u64, ack_ns: u64) {
         self.count.fetch_add(1, Ordering::Relaxed);
         match self.slot(rv) {
             Some(i) => {
                 self.name[i].store(name_idx, Ordering::Relaxed);
+                self.sent_ns[i].store(sent_ns, Ordering::Relaxed);
                 self.ack_ns[i].store(ack_ns, Ordering::Release);
             }
             None => {
-                self.overflow
-                    .lock()
-                    .expect("ack overflow lock")
-                    .insert(rv, (name_idx, ack_ns));
+                self.overflow.lock().expect("ack overflow lock").insert(
+                    rv,
+                    Ack {
+                        name: name_idx,
+                        sent: sent_ns,
+                        ack: ack_ns,
+                    },
+                );
             }
         }
     }
 
-    /// (object index, ack time) of the write at `rv`, if it has been acknowledged.
-    pub fn get(&self, rv: i64) -> Option<(u32, u64)> {
+    /// The write at `rv`, if it has been acknowledged.
+    pub fn get(&self, rv: i64) -> Option<Ack> {
         match self.slot(rv) {
             Some(i) => {
                 let t = self.ack_ns[i].load(Ordering::Acquire);
-                (t != 0).then(|| (self.name[i].load(Ordering::Relaxed), t))
+                (t != 0).then(|| Ack {
+                    name: self.name[i].load(Ordering::Relaxed),
+                    sent: self.sent_ns[i].load(Ordering::Relaxed),
+                    ack: t,
+                })
             }
             None => self
                 .overflow
@@ -99,7 +119,7 @@ impl AckTable {
                 .lock()
                 .expect("ack overflow lock")
                 .iter()
-                .map(|(rv, (n, _))| (*rv, *n)),
+                .map(|(rv, a)| (*rv, a.name)),
         );
         out.sort_unstable();
         out
@@ -201,7 +221,10 @@ pub struct WatchRec {
     seen: Bits,
     /// Deliveries whose revision was not acknowledged yet: (rv, object, receive time).
     pending: Vec<(i64, u32, u64)>,
+    /// Write acknowledged → delivered (0 when the event overtook the answer).
     pub hist: Hist,
+    /// Write sent → delivered.
+    pub hist_sent: Hist,
     /// Distinct deliveries matched to an acknowledged write for this watcher.
     pub matched: u64,
     pub duplicated: u64,
@@ -250,15 +273,16 @@ impl WatchRec {
         self.last_rv = self.last_rv.max(rv);
         self.last_recv_ns = recv;
         match acks.get(rv) {
-            Some((n, ack)) => self.matched_one(nodes, name_idx, n, recv.saturating_sub(ack)),
+            Some(ack) => self.matched_one(nodes, name_idx, ack, recv),
             None => self.pending.push((rv, name_idx, recv)),
         }
-        if self.pending.len() > 1 && self.pending.len() % 64 == 0 {
+        if self.pending.len() > 1 && self.pending.len().is_multiple_of(64) {
             self.resolve(acks, nodes);
         }
     }
 
-    fn matched_one(&mut self, nodes: u32, got: u32, acked: u32, latency_ns: u64) {
+    fn matched_one(&mut self, nodes: u32, got: u32, ack: Ack, recv: u64) {
+        let acked = ack.name;
         if got != acked {
             self.foreign += 1;
             return;
@@ -270,7 +294,8 @@ impl WatchRec {
             }
         }
         self.matched += 1;
-        self.hist.record(latency_ns / 1000);
+        self.hist.record(recv.saturating_sub(ack.ack) / 1000);
+        self.hist_sent.record(recv.saturating_sub(ack.sent) / 1000);
     }
 
     /// Matches pending deliveries whose ack has arrived since (they arrived before it: their
@@ -279,7 +304,7 @@ impl WatchRec {
         let pending = std::mem::take(&mut self.pending);
         for (rv, name_idx, recv) in pending {
             match acks.get(rv) {
-                Some((n, ack)) => self.matched_one(nodes, name_idx, n, recv.saturating_sub(ack)),
+                Some(ack) => self.matched_one(nodes, name_idx, ack, recv),
                 None => self.pending.push((rv, name_idx, recv)),
             }
         }
@@ -309,6 +334,7 @@ pub struct Tally {
     pub bytes: u64,
     pub last_recv_ns: u64,
     pub hist: Hist,
+    pub hist_sent: Hist,
     pub first_error: Option<String>,
 }
 
@@ -347,6 +373,7 @@ pub fn tally(recs: &mut [WatchRec], acks: &AckTable, nodes: u32) -> Tally {
         t.bytes += r.bytes;
         t.last_recv_ns = t.last_recv_ns.max(r.last_recv_ns);
         t.hist.merge(&r.hist);
+        t.hist_sent.merge(&r.hist_sent);
         if t.first_error.is_none() {
             t.first_error = r.error.clone();
         }
@@ -381,12 +408,12 @@ mod tests {
         let acks = AckTable::new(100, 16);
         let mut w = WatchRec::new(None);
         w.connected = true;
-        acks.insert(101, 1, now_ns());
+        acks.insert(101, 1, now_ns(), now_ns());
         w.on_event(&acks, 0, Some(1), 101);
         w.on_event(&acks, 0, Some(1), 101); // duplicate
         w.on_event(&acks, 0, Some(2), 103); // before its ack
-        acks.insert(103, 2, now_ns());
-        acks.insert(104, 3, now_ns()); // never delivered
+        acks.insert(103, 2, now_ns(), now_ns());
+        acks.insert(104, 3, now_ns(), now_ns()); // never delivered
         w.on_event(&acks, 0, None, 105); // foreign
         let t = tally(&mut [w], &acks, 0);
         assert_eq!(t.expected, 3);

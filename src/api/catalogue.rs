@@ -287,6 +287,7 @@ const fn r(
 }
 
 const ALL: &[&str] = &["all"];
+const API_EXTENSIONS: &[&str] = &["api-extensions"];
 
 fn build() -> Vec<ResourceInfo> {
     use NameRule::*;
@@ -712,6 +713,35 @@ fn build() -> Vec<ResourceInfo> {
                 "priorityclasses",
                 false,
                 false,
+            )
+        },
+        // Admission webhook configurations (read by src/admission/webhook).
+        ResourceInfo {
+            categories: API_EXTENSIONS,
+            ..r(
+                "admissionregistration.k8s.io",
+                "mutatingwebhookconfigurations",
+                "mutatingwebhookconfiguration",
+                "MutatingWebhookConfiguration",
+                false,
+                &[],
+                "mutatingwebhookconfigurations",
+                false,
+                true,
+            )
+        },
+        ResourceInfo {
+            categories: API_EXTENSIONS,
+            ..r(
+                "admissionregistration.k8s.io",
+                "validatingwebhookconfigurations",
+                "validatingwebhookconfiguration",
+                "ValidatingWebhookConfiguration",
+                false,
+                &[],
+                "validatingwebhookconfigurations",
+                false,
+                true,
             )
         },
     ];

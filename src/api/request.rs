@@ -143,6 +143,10 @@ pub struct Query {
     pub propagation_policy: Option<String>,
     pub grace_period_seconds: Option<i64>,
     pub orphan_dependents: Option<bool>,
+    /// Server-side apply's `force`.
+    pub force: Option<bool>,
+    /// The request's User-Agent (the default field manager).
+    pub user_agent: Option<String>,
 }
 
 fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {
@@ -203,6 +207,7 @@ impl Query {
                 "orphanDependents" => {
                     q.orphan_dependents = Some(parse_bool("orphanDependents", &v)?)
                 }
+                "force" => q.force = Some(parse_bool("force", &v)?),
                 _ => {}
             }
         }

@@ -10,6 +10,7 @@ use crate::auth::authn::ConnInfo;
 use crate::cache::Caches;
 use crate::config::Config;
 use crate::storage::embedded::EmbeddedStore;
+use crate::storage::encrypted::{Encrypted, EncryptionConfig};
 use crate::storage::etcd::{EtcdStore, EtcdTls};
 use crate::storage::metered::Metered;
 use crate::storage::DynStore;
@@ -43,7 +44,26 @@ pub fn raise_nofile_limit() {
     }
 }
 
+/// The store stack: encryption at rest (if configured) outside the metered store, so that
+/// `etcd_request_duration_seconds` times only the store round trip, as in kube-apiserver (where
+/// transformation has its own `apiserver_storage_transformation_*` metrics).
+fn layered<S: crate::storage::Store>(
+    store: S,
+    cfg: &Config,
+    encryption: Option<EncryptionConfig>,
+) -> DynStore {
+    let metered = Metered::new(store, &cfg.etcd_prefix);
+    match encryption {
+        Some(e) => Arc::new(Encrypted::new(metered, &cfg.etcd_prefix, e)),
+        None => Arc::new(metered),
+    }
+}
+
 async fn open_store(cfg: &Config) -> anyhow::Result<DynStore> {
+    let encryption = match &cfg.encryption_provider_config {
+        Some(path) => Some(EncryptionConfig::load(path)?),
+        None => None,
+    };
     if cfg.etcd_servers.is_empty() {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
@@ -51,7 +71,7 @@ async fn open_store(cfg: &Config) -> anyhow::Result<DynStore> {
         let store = EmbeddedStore::open(&path)
             .map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
         tracing::info!(path = %path.display(), "using the embedded store");
-        Ok(Arc::new(Metered::new(store, &cfg.etcd_prefix)))
+        Ok(layered(store, cfg, encryption))
     } else {
         let tls = (cfg.etcd_cafile.is_some() || cfg.etcd_certfile.is_some()).then(|| EtcdTls {
             ca_file: cfg.etcd_cafile.clone(),
@@ -62,7 +82,7 @@ async fn open_store(cfg: &Config) -> anyhow::Result<DynStore> {
             .await
             .map_err(|e| anyhow::anyhow!("connecting to etcd {:?}: {e}", cfg.etcd_servers))?;
         tracing::info!(endpoints = ?cfg.etcd_servers, "using etcd");
-        Ok(Arc::new(Metered::new(store, &cfg.etcd_prefix)))
+        Ok(layered(store, cfg, encryption))
     }
 }
 
@@ -70,6 +90,7 @@ async fn open_store(cfg: &Config) -> anyhow::Result<DynStore> {
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     raise_nofile_limit();
     crate::metrics::install()?;
+    let audit = crate::audit::Auditor::from_config(&cfg).context("configuring audit logging")?;
     let store = open_store(&cfg).await?;
     std::fs::create_dir_all(&cfg.data_dir)?;
 
@@ -154,6 +175,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         security,
         api,
         server_address: format!("{host}:{}", advertised.port()),
+        audit,
     });
     tracing::info!(url = %server_url, kubeconfig = %kubeconfig.display(), "kapi is serving");
     println!(
@@ -175,6 +197,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             },
             _ = &mut shutdown => {
                 tracing::info!("shutting down");
+                if let Some(a) = &router.audit {
+                    a.flush(Duration::from_secs(5));
+                }
                 return Ok(());
             }
         };
@@ -200,7 +225,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                     .peer_certificates()
                     .map(|c| Arc::new(c.iter().map(|d| d.clone().into_owned()).collect())),
             });
-            let service = service_fn(move |req| {
+            let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(crate::audit::RemoteAddr(peer));
                 let router = router.clone();
                 let conn = conn.clone();
                 async move {

@@ -6,13 +6,16 @@ use crate::api::handlers::{self, error_response, json_response, text_response, A
 use crate::api::openapi;
 use crate::api::request::{parse_resource_path, PathKind};
 use crate::api::status::ApiError;
+use crate::audit::{AuditRecord, AuditUser, RequestMeta};
 use crate::auth::authn::{ConnInfo, UserInfo};
 use crate::auth::review;
 use crate::object::codec::MAX_BODY_BYTES;
 use bytes::Bytes;
+use futures::FutureExt;
 use http::{HeaderValue, Method, Request};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use std::panic::AssertUnwindSafe;
 
 pub struct Router {
     pub api: std::sync::Arc<Api>,
@@ -20,6 +23,8 @@ pub struct Router {
     pub security: std::sync::Arc<crate::auth::Security>,
     /// host:port clients reach us at (for `/api`'s serverAddressByClientCIDRs).
     pub server_address: String,
+    /// Audit logging (`--audit-policy-file` with `--audit-log-path`), if enabled.
+    pub audit: Option<crate::audit::Auditor>,
 }
 
 impl Router {
@@ -27,30 +32,124 @@ impl Router {
         let (mut parts, body) = req.into_parts();
         let path = parts.uri.path().to_string();
         let query = parts.uri.query().map(str::to_string);
-        let checked = self
-            .security
-            .check(
+        let audit_id = crate::audit::audit_id(&parts.headers);
+        let remote = parts
+            .extensions
+            .get::<crate::audit::RemoteAddr>()
+            .map(|r| r.0.ip());
+        let audit_meta = |parts: &http::request::Parts, user: &UserInfo| {
+            RequestMeta::new(
+                &parts.method,
+                &parts.uri,
+                &parts.headers,
+                remote,
+                audit_id.clone(),
+                AuditUser::from(user),
+            )
+        };
+        let finish = |record: Option<AuditRecord>, resp: Resp| match record {
+            Some(r) => r.finish(resp),
+            None => resp,
+        };
+        // The security chain of `Security::check`, in its order (authenticate, impersonate,
+        // authorize), with the audit record begun in between as kube-apiserver's `WithAudit`:
+        // after authentication (so the event names the requester) and before impersonation.
+        let security = &self.security;
+        let mut resp = 'resp: {
+            let requester = match security
+                .authn
+                .authenticate(&security.api, &mut parts.headers, conn)
+                .await
+            {
+                Ok(u) => u,
+                Err(_) => {
+                    let record = self
+                        .audit
+                        .as_ref()
+                        .and_then(|a| a.begin(audit_meta(&parts, &UserInfo::default())));
+                    break 'resp finish(record, crate::auth::unauthorized());
+                }
+            };
+            let mut record = self
+                .audit
+                .as_ref()
+                .and_then(|a| a.begin(audit_meta(&parts, &requester)));
+            let impersonating = parts.headers.contains_key("impersonate-user");
+            let user = match crate::auth::impersonation::impersonate(
+                &security.authz,
+                requester,
+                &mut parts.headers,
+            ) {
+                Ok(u) => u,
+                Err(r) => break 'resp finish(record, *r),
+            };
+            if let (Some(r), true) = (record.as_mut(), impersonating) {
+                r.set_impersonated_user(AuditUser::from(&user));
+            }
+            let mut attrs = crate::auth::authz::request_info::attributes(
                 &parts.method,
                 &path,
                 query.as_deref(),
-                &mut parts.headers,
-                conn,
-            )
-            .await;
-        let mut resp = match checked {
-            Ok(user) => {
-                self.route_inner(Request::from_parts(parts, body), &user)
-                    .await
+            );
+            attrs.user = user;
+            let (decision, reason) = security.authz.authorize(&attrs);
+            let allowed = decision == crate::auth::authz::Decision::Allow;
+            if let Some(r) = record.as_mut() {
+                r.annotate(
+                    "authorization.k8s.io/decision",
+                    if allowed { "allow" } else { "forbid" },
+                );
+                r.annotate("authorization.k8s.io/reason", reason.clone());
             }
-            Err(resp) => resp,
+            if !allowed {
+                tracing::debug!(
+                    user = %attrs.user.name,
+                    verb = %attrs.verb,
+                    path,
+                    reason = %reason,
+                    "request forbidden"
+                );
+                break 'resp finish(
+                    record,
+                    crate::auth::authz::forbidden_response(&attrs, &reason),
+                );
+            }
+            let user = attrs.user;
+            let inner = AssertUnwindSafe(self.route_inner(
+                Request::from_parts(parts, body),
+                &user,
+                record.as_mut(),
+            ))
+            .catch_unwind()
+            .await;
+            match inner {
+                Ok(resp) => finish(record, resp),
+                Err(panic) => {
+                    if let Some(r) = record {
+                        let msg = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        r.panicked(&msg);
+                    }
+                    std::panic::resume_unwind(panic)
+                }
+            }
         };
+        crate::audit::set_audit_id_header(&mut resp, &audit_id);
         resp.headers_mut()
             .entry(http::header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-cache, private"));
         resp
     }
 
-    async fn route_inner(&self, req: Request<Incoming>, user: &UserInfo) -> Resp {
+    async fn route_inner(
+        &self,
+        req: Request<Incoming>,
+        user: &UserInfo,
+        mut audit: Option<&mut AuditRecord>,
+    ) -> Resp {
         let path = req.uri().path().to_string();
         let query = req.uri().query().map(str::to_string);
         let method = req.method().clone();
@@ -115,6 +214,9 @@ impl Router {
                 Ok(b) => b,
                 Err(e) => return error_response(&e),
             };
+            if let Some(r) = audit.as_deref_mut() {
+                r.set_request_body(&body);
+            }
             return review::serve(
                 &self.security,
                 user,
@@ -136,6 +238,9 @@ impl Router {
             Ok(b) => b,
             Err(e) => return error_response(&e),
         };
+        if let Some(r) = audit {
+            r.set_request_body(&body);
+        }
         handlers::handle(
             &self.api,
             &method,

@@ -6,6 +6,7 @@
 //! the revision that created it and the revision that last modified it.
 
 pub mod embedded;
+pub mod encrypted;
 pub mod metered;
 pub mod etcd;
 

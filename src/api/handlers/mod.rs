@@ -9,6 +9,7 @@ pub mod write;
 use super::catalogue::ResourceInfo;
 use super::request::{self, Query, ResourcePath, Verb};
 use super::status::ApiError;
+use super::table::{self, IncludeObject, MetaTarget, MetaVersion, TableOptions};
 use crate::cache::Caches;
 use crate::storage::{DynStore, StoreError};
 use bytes::Bytes;
@@ -125,15 +126,41 @@ pub fn parse_rv(rv: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::new(400, "BadRequest", format!("invalid resource version: {rv}")))
 }
 
-/// Response format negotiated from Accept: JSON (the default) or YAML.
+/// Response format negotiated from Accept: JSON (the default), YAML, protobuf, or a
+/// `meta.k8s.io` representation (`as=Table`, `as=PartialObjectMetadata[List]`) in one of them.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Format {
     Json,
     Yaml,
     /// `application/vnd.kubernetes.protobuf` (built-in kinds).
     Protobuf,
+    /// The response converted to a `meta.k8s.io` kind, then encoded as `Wire`.
+    As(MetaTarget, Wire),
 }
 
+/// The encoding of a converted response.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Wire {
+    Json,
+    Yaml,
+    Protobuf,
+}
+
+impl Wire {
+    pub fn format(self) -> Format {
+        match self {
+            Wire::Json => Format::Json,
+            Wire::Yaml => Format::Yaml,
+            Wire::Protobuf => Format::Protobuf,
+        }
+    }
+}
+
+/// The first acceptable Accept entry (kube-apiserver's negotiation with its endpoint
+/// restrictions): JSON, YAML or protobuf, optionally with `as=<Kind>;g=meta.k8s.io;v=<v1|v1beta1>`
+/// for `Table` (JSON and YAML only) and `PartialObjectMetadata[List]`. Entries kapi cannot serve
+/// are skipped; 406 only when none is left. Table options default (includeObject=Metadata);
+/// [`negotiate_request`] reads them from the query.
 pub fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
     let Some(accept) = headers
         .get(http::header::ACCEPT)
@@ -147,22 +174,69 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Format, ApiError> {
     for part in accept.split(',') {
         let mut params = part.split(';');
         let mt = params.next().unwrap_or("").trim().to_ascii_lowercase();
-        // Alternative representations (Table, PartialObjectMetadata) are not served yet.
-        if params.any(|p| p.trim().starts_with("as=")) {
+        let (mut as_kind, mut group, mut version) = (None, None, None);
+        for p in params {
+            let Some((k, v)) = p.split_once('=') else {
+                continue;
+            };
+            let v = v.trim().trim_matches('"');
+            match k.trim().to_ascii_lowercase().as_str() {
+                "as" => as_kind = Some(v),
+                "g" => group = Some(v),
+                "v" => version = Some(v),
+                _ => {}
+            }
+        }
+        let wire = match mt.as_str() {
+            "application/json" => Wire::Json,
+            "application/yaml" => Wire::Yaml,
+            "application/vnd.kubernetes.protobuf" => Wire::Protobuf,
+            "*/*" | "application/*" if as_kind.is_none() => Wire::Json,
+            _ => continue,
+        };
+        let Some(kind) = as_kind else {
+            return Ok(wire.format());
+        };
+        let Some(version) = version
+            .filter(|_| group == Some("meta.k8s.io"))
+            .and_then(MetaVersion::parse)
+        else {
             continue;
-        }
-        match mt.as_str() {
-            "application/json" | "*/*" | "application/*" => return Ok(Format::Json),
-            "application/yaml" => return Ok(Format::Yaml),
-            "application/vnd.kubernetes.protobuf" => return Ok(Format::Protobuf),
-            _ => {}
-        }
+        };
+        let target = match kind {
+            "Table" if wire != Wire::Protobuf => MetaTarget::Table(TableOptions {
+                version,
+                include: IncludeObject::default(),
+            }),
+            "PartialObjectMetadata" => MetaTarget::PartialObjectMetadata(version),
+            "PartialObjectMetadataList" => MetaTarget::PartialObjectMetadataList(version),
+            _ => continue,
+        };
+        return Ok(Format::As(target, wire));
     }
     Err(ApiError::not_acceptable(&[
         "application/json",
         "application/yaml",
         "application/vnd.kubernetes.protobuf",
     ]))
+}
+
+/// [`negotiate`], with a Table's `includeObject` taken from the query (400 when invalid).
+pub fn negotiate_request(headers: &HeaderMap, raw_query: Option<&str>) -> Result<Format, ApiError> {
+    let mut format = negotiate(headers)?;
+    if let Format::As(MetaTarget::Table(opts), _) = &mut format {
+        let value = form_urlencoded::parse(raw_query.unwrap_or("").as_bytes())
+            .filter(|(k, _)| k == "includeObject")
+            .map(|(_, v)| v.into_owned())
+            .last()
+            .unwrap_or_default();
+        opts.include = IncludeObject::parse(&value).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Unable to convert to Table as requested: includeObject: Invalid value: {value:?}: must be 'Metadata', 'Object', 'None', or empty"
+            ))
+        })?;
+    }
+    Ok(format)
 }
 
 /// Renders a JSON body in the negotiated format.
@@ -202,6 +276,10 @@ pub fn object_response(code: u16, format: Format, json: Bytes) -> Resp {
                 }
             }
         }
+        Format::As(target, wire) => match table::convert(&json, target, table::now_ms()) {
+            Ok(converted) => object_response(code, wire.format(), converted),
+            Err(message) => error_response(&ApiError::new(406, "NotAcceptable", message)),
+        },
     }
 }
 
@@ -216,7 +294,13 @@ pub async fn handle(
 ) -> Resp {
     let started = std::time::Instant::now();
     let query = match Query::parse(raw_query) {
-        Ok(q) => q,
+        Ok(mut q) => {
+            q.user_agent = headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            q
+        }
         Err(e) => return error_response(&e),
     };
     let Some(verb) = request::verb(method, &path, &query) else {
@@ -228,7 +312,7 @@ pub async fn handle(
         g.increment(1.0);
         g
     });
-    let resp = match dispatch(api, verb, path, query, headers, body).await {
+    let resp = match dispatch(api, verb, path, query, raw_query, headers, body).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     };
@@ -318,6 +402,7 @@ async fn dispatch(
     verb: Verb,
     path: ResourcePath,
     query: Query,
+    raw_query: Option<&str>,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Resp, ApiError> {
@@ -350,11 +435,11 @@ async fn dispatch(
     if !query.dry_run.is_empty() && query.dry_run.iter().any(|d| d != "All") {
         return Err(ApiError::invalid_dry_run(&query.dry_run));
     }
-    let format = negotiate(headers)?;
+    let format = negotiate_request(headers, raw_query)?;
     match verb {
         Verb::Get => read::get(api, &path, &query, format).await,
         Verb::List => read::list(api, &path, &query, format).await,
-        Verb::Watch => watch::watch(api, &path, &query, headers).await,
+        Verb::Watch => watch::watch(api, &path, &query, format).await,
         Verb::Create => write::create(api, &path, &query, headers, body, format).await,
         Verb::Update => write::update(api, &path, &query, headers, body, format).await,
         Verb::Patch => write::patch(api, &path, &query, headers, body, format).await,
@@ -366,4 +451,116 @@ async fn dispatch(
 /// 429 while a cache is (re)initialising (KEP-4568).
 pub fn cache_not_ready() -> ApiError {
     ApiError::too_many_requests("storage is (re)initializing", 1)
+}
+
+#[cfg(test)]
+mod negotiation_tests {
+    use super::*;
+
+    fn accept(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::ACCEPT, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    fn table(version: MetaVersion, include: IncludeObject) -> MetaTarget {
+        MetaTarget::Table(TableOptions { version, include })
+    }
+
+    #[test]
+    fn accept_entries_with_meta_kinds() {
+        let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        assert_eq!(
+            negotiate(&accept(kubectl)).unwrap(),
+            Format::As(table(MetaVersion::V1, IncludeObject::Metadata), Wire::Json)
+        );
+        assert_eq!(
+            negotiate(&accept("application/json;as=Table;v=v1beta1;g=meta.k8s.io")).unwrap(),
+            Format::As(
+                table(MetaVersion::V1beta1, IncludeObject::Metadata),
+                Wire::Json
+            )
+        );
+        // The metadata client: protobuf first.
+        let metadata = "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
+        assert_eq!(
+            negotiate(&accept(metadata)).unwrap(),
+            Format::As(
+                MetaTarget::PartialObjectMetadataList(MetaVersion::V1),
+                Wire::Protobuf
+            )
+        );
+        assert_eq!(
+            negotiate(&accept(
+                "application/yaml;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+            ))
+            .unwrap(),
+            Format::As(
+                MetaTarget::PartialObjectMetadata(MetaVersion::V1),
+                Wire::Yaml
+            )
+        );
+        // Skipped: Table in protobuf, other groups, versions or kinds; then plain JSON is left.
+        for skipped in [
+            "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io",
+            "application/json;as=Table;v=v1;g=example.com",
+            "application/json;as=Table;v=v2;g=meta.k8s.io",
+            "application/json;as=Table;g=meta.k8s.io",
+            "application/json;as=Widget;v=v1;g=meta.k8s.io",
+            "*/*;as=Table;v=v1;g=meta.k8s.io",
+        ] {
+            assert_eq!(
+                negotiate(&accept(&format!("{skipped},application/json"))).unwrap(),
+                Format::Json
+            );
+            assert_eq!(
+                negotiate(&accept(skipped)).unwrap_err().code,
+                406,
+                "{skipped}"
+            );
+        }
+        assert_eq!(
+            negotiate(&accept(
+                "application/vnd.kubernetes.protobuf,application/json"
+            ))
+            .unwrap(),
+            Format::Protobuf
+        );
+        assert_eq!(
+            negotiate(&accept("application/json, */*")).unwrap(),
+            Format::Json
+        );
+        assert_eq!(negotiate(&HeaderMap::new()).unwrap(), Format::Json);
+    }
+
+    #[test]
+    fn include_object_from_the_query() {
+        let h = accept("application/json;as=Table;v=v1;g=meta.k8s.io");
+        for (q, include) in [
+            (None, IncludeObject::Metadata),
+            (Some("includeObject="), IncludeObject::Metadata),
+            (
+                Some("limit=500&includeObject=Object"),
+                IncludeObject::Object,
+            ),
+            (Some("includeObject=None"), IncludeObject::None),
+        ] {
+            assert_eq!(
+                negotiate_request(&h, q).unwrap(),
+                Format::As(table(MetaVersion::V1, include), Wire::Json)
+            );
+        }
+        let e = negotiate_request(&h, Some("includeObject=All")).unwrap_err();
+        assert_eq!(e.code, 400);
+        assert!(
+            e.message.contains("includeObject: Invalid value: \"All\""),
+            "{}",
+            e.message
+        );
+        // Only Tables read it.
+        assert_eq!(
+            negotiate_request(&accept("application/json"), Some("includeObject=All")).unwrap(),
+            Format::Json
+        );
+    }
 }

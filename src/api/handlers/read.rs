@@ -1,13 +1,14 @@
 //! get and list, served from the watch cache per the resourceVersion rules (API-SEMANTICS §2),
 //! or from the store when the cache cannot answer.
 
-use super::{cache_not_ready, object_response, parse_rv, store_error, Api, Format, Resp};
+use super::{cache_not_ready, object_response, parse_rv, store_error, Api, Format, Resp, Wire};
 use crate::api::catalogue::ResourceInfo;
 use crate::api::continue_token;
 use crate::api::request::{Query, ResourcePath};
 use crate::api::selectors::field::FieldSelector;
 use crate::api::selectors::label::LabelSelector;
 use crate::api::status::ApiError;
+use crate::api::table::{self, MetaTarget};
 use crate::cache::filter::Filter;
 use crate::cache::Snapshot;
 use crate::object::raw::RawObject;
@@ -185,7 +186,41 @@ pub async fn list(
     let res = path.res;
     let filter = filter_for(res, path.namespace.as_deref(), q)?;
     let page = list_page(api, res, path.namespace.as_deref(), &filter, q).await?;
+    if let Format::As(target, wire) = format {
+        return as_list_response(res, &page, target, wire);
+    }
     Ok(object_response(200, format, list_body(res, &page)))
+}
+
+/// A page as a `Table` or `PartialObjectMetadataList`, built straight from the items' JSON.
+fn as_list_response(
+    res: &ResourceInfo,
+    page: &Page,
+    target: MetaTarget,
+    wire: Wire,
+) -> Result<Resp, ApiError> {
+    let meta = table::ListMeta {
+        resource_version: page.revision.to_string(),
+        continue_token: page.continue_token.as_deref(),
+        remaining: page.remaining,
+    };
+    let items = page.items.iter().map(|o| o.json().as_ref());
+    let body = match target {
+        MetaTarget::Table(opts) => {
+            table::list_table(res.group, res.kind, items, &meta, opts, table::now_ms())
+        }
+        MetaTarget::PartialObjectMetadataList(version) => {
+            table::partial_object_metadata_list(items, &meta, version)
+        }
+        MetaTarget::PartialObjectMetadata(_) => {
+            return Err(ApiError::new(
+                406,
+                "NotAcceptable",
+                table::partial_of_list_error(res.group, &res.list_kind()),
+            ))
+        }
+    };
+    Ok(object_response(200, wire.format(), body))
 }
 
 /// Chooses the source of a list (cache snapshot or store) and reads one page.

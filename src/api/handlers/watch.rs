@@ -1,15 +1,17 @@
 //! watch: validates the request, registers a cache watcher and streams its frames.
 
 use super::read::{filter_for, validate_list_options, BLOCK_TIMEOUT};
-use super::{cache_not_ready, parse_rv, Api, Resp};
+use super::{cache_not_ready, parse_rv, Api, Format, Resp, Wire};
 use crate::api::request::{Query, ResourcePath};
 use crate::api::selectors::field::FieldSelector;
 use crate::api::status::ApiError;
+use crate::api::table::MetaTarget;
 use crate::cache::event::Encoding;
 use crate::cache::WatchFrom;
 use crate::storage::prefix_end;
 use crate::watch::stream::{WatchBody, WatchOptions};
-use http::{HeaderMap, HeaderValue, Response};
+use crate::watch::transform::TransformBody;
+use http::{HeaderValue, Response};
 use http_body_util::BodyExt;
 use rand::Rng;
 use std::time::Duration;
@@ -18,7 +20,7 @@ pub async fn watch(
     api: &Api,
     path: &ResourcePath,
     q: &Query,
-    headers: &HeaderMap,
+    format: Format,
 ) -> Result<Resp, ApiError> {
     let res = path.res;
     validate_list_options(q, true)?;
@@ -103,9 +105,21 @@ pub async fn watch(
         bookmarks: q.allow_watch_bookmarks,
         initial_events_end: send_initial,
     };
-    let encoding = watch_encoding(headers);
-    let body = match cache.start_watch_as(filter, from, encoding) {
-        Ok(start) => WatchBody::new(cache.clone(), start, (prefix, Some(end)), opts).boxed(),
+    let (encoding, transform) = watch_output(format);
+    // A converting watcher takes the shared JSON frames and re-encodes them itself.
+    let watcher_encoding = if transform.is_some() {
+        Encoding::Json
+    } else {
+        encoding
+    };
+    let body = match cache.start_watch_as(filter, from, watcher_encoding) {
+        Ok(start) => {
+            let body = WatchBody::new(cache.clone(), start, (prefix, Some(end)), opts);
+            match transform {
+                Some(target) => TransformBody::new(body, target, encoding).boxed(),
+                None => body.boxed(),
+            }
+        }
         // Too old: a 200 stream carrying one ERROR event (410 Expired).
         Err(e) => WatchBody::error_as(&e.to_json(), encoding).boxed(),
     };
@@ -122,20 +136,19 @@ pub async fn watch(
     Ok(resp)
 }
 
-/// Protobuf frames when the first usable Accept entry asks for protobuf, else JSON.
-fn watch_encoding(headers: &HeaderMap) -> Encoding {
-    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    for part in accept.split(',') {
-        let mut params = part.split(';');
-        let mt = params.next().unwrap_or("").trim().to_ascii_lowercase();
-        if params.any(|p| p.trim().starts_with("as=")) {
-            continue;
-        }
-        match mt.as_str() {
-            "application/vnd.kubernetes.protobuf" => return Encoding::Protobuf,
-            "application/json" | "*/*" | "application/*" => return Encoding::Json,
-            _ => {}
-        }
+/// The frame encoding of a watch (protobuf when negotiated, else JSON: there is no YAML watch),
+/// and the conversion of its events if a `meta.k8s.io` kind was asked for. A
+/// `PartialObjectMetadataList` watch gets the objects as they are (kube-apiserver cannot convert
+/// one event's object to a list either).
+fn watch_output(format: Format) -> (Encoding, Option<MetaTarget>) {
+    let encoding = |wire: Wire| match wire {
+        Wire::Protobuf => Encoding::Protobuf,
+        Wire::Json | Wire::Yaml => Encoding::Json,
+    };
+    match format {
+        Format::Protobuf => (Encoding::Protobuf, None),
+        Format::Json | Format::Yaml => (Encoding::Json, None),
+        Format::As(MetaTarget::PartialObjectMetadataList(_), wire) => (encoding(wire), None),
+        Format::As(target, wire) => (encoding(wire), Some(target)),
     }
-    Encoding::Json
 }

@@ -1,7 +1,8 @@
 //! create, update (PUT) and patch: decode → metadata rules → validation → CAS write.
 
-use super::{object_response, parse_rv, store_error, Api, Format, Resp};
+use super::{error_response, object_response, parse_rv, store_error, Api, Format, Resp};
 use crate::api::catalogue::{NameRule, ResourceInfo};
+use crate::api::patch::{fields, strategic, SchemaRef};
 use crate::api::request::{Query, ResourcePath};
 use crate::api::status::{ApiError, Cause};
 use crate::object::codec::{self, decode_body};
@@ -9,8 +10,10 @@ use crate::object::raw::{meta, meta_mut, meta_str, RawObject};
 use crate::object::validation;
 use crate::storage::StoreError;
 use bytes::Bytes;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 /// Attempts at a generated name before giving up (RetryGenerateName).
 const GENERATE_NAME_ATTEMPTS: usize = 8;
@@ -246,17 +249,23 @@ pub async fn create(
     format: Format,
 ) -> Result<Resp, ApiError> {
     let res = path.res;
-    let mut obj = decode_body(content_type(headers), &body)?;
-    check_type_meta(res, &mut obj)?;
-    let ns = resolve_namespace(res, path, &mut obj)?;
-    if meta_str(&obj, "resourceVersion").is_some_and(|rv| !rv.is_empty()) {
-        return Err(ApiError::new(
-            500,
-            "",
-            "resourceVersion should not be set on objects to be created",
-        ));
+    let validation = field_validation(q, "CreateOptions")?;
+    let mut warnings = Vec::new();
+    let mut obj = decode_checked(res, headers, &body, validation, &mut warnings)?;
+    let result = async {
+        check_type_meta(res, &mut obj)?;
+        let ns = resolve_namespace(res, path, &mut obj)?;
+        if meta_str(&obj, "resourceVersion").is_some_and(|rv| !rv.is_empty()) {
+            return Err(ApiError::new(
+                500,
+                "",
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
+        create_object(api, res, ns, obj, q, format).await
     }
-    create_object(api, res, ns, obj, q, format).await
+    .await;
+    with_warnings(result, &warnings)
 }
 
 async fn create_object(
@@ -293,6 +302,8 @@ async fn create_object(
         check_namespace(api, res, ns, meta_str(&obj, "name").unwrap_or("")).await?;
     }
     prepare_for_create(res, &mut obj);
+    let manager = field_manager(q)?;
+    crate::api::apply::track_update(None, &mut obj, &manager, "Update", "", &now_rfc3339());
     let attempts = if generated { GENERATE_NAME_ATTEMPTS } else { 1 };
     for attempt in 0..attempts {
         if generated && attempt > 0 {
@@ -338,8 +349,22 @@ pub async fn update(
     format: Format,
 ) -> Result<Resp, ApiError> {
     let res = path.res;
+    let validation = field_validation(q, "UpdateOptions")?;
+    let mut warnings = Vec::new();
+    let new = decode_checked(res, headers, &body, validation, &mut warnings)?;
+    let result = update_object(api, path, q, new, format).await;
+    with_warnings(result, &warnings)
+}
+
+async fn update_object(
+    api: &Api,
+    path: &ResourcePath,
+    q: &Query,
+    mut new: Map<String, Value>,
+    format: Format,
+) -> Result<Resp, ApiError> {
+    let res = path.res;
     let name = path.name.clone().unwrap_or_default();
-    let mut new = decode_body(content_type(headers), &body)?;
     check_type_meta(res, &mut new)?;
     match meta_str(&new, "name") {
         Some(n) if !n.is_empty() && n != name => {
@@ -373,6 +398,16 @@ pub async fn update(
 
 const JSON_PATCH: &str = "application/json-patch+json";
 const MERGE_PATCH: &str = "application/merge-patch+json";
+const STRATEGIC_PATCH: &str = "application/strategic-merge-patch+json";
+const APPLY_PATCH_YAML: &str = "application/apply-patch+yaml";
+const APPLY_PATCH_CBOR: &str = "application/apply-patch+cbor";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PatchType {
+    Json,
+    Merge,
+    Strategic,
+}
 
 pub async fn patch(
     api: &Api,
@@ -382,14 +417,43 @@ pub async fn patch(
     body: Bytes,
     format: Format,
 ) -> Result<Resp, ApiError> {
+    let res = path.res;
+    let schema = SchemaRef::for_resource(res);
+    // Built-in kinds have a closed schema; custom resources (and kinds without a k8s-openapi
+    // type) preserve unknown fields and, like unstructured types, take no strategic merge patch.
+    let typed = schema.is_some_and(|s| s.is_closed());
+    let accepted: &[&str] = if typed {
+        &[JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH_YAML]
+    } else {
+        &[JSON_PATCH, MERGE_PATCH, APPLY_PATCH_YAML]
+    };
     let ct = codec::media_type(content_type(headers));
-    if ct != JSON_PATCH && ct != MERGE_PATCH {
-        // Strategic merge and apply patches arrive with the OpenAPI-driven work.
-        return Err(ApiError::unsupported_media_type(&[JSON_PATCH, MERGE_PATCH]));
-    }
+    let patch_type = match ct.as_str() {
+        JSON_PATCH => PatchType::Json,
+        MERGE_PATCH => PatchType::Merge,
+        STRATEGIC_PATCH if typed => PatchType::Strategic,
+        APPLY_PATCH_YAML => {
+            return crate::api::apply::handler::apply_patch(api, path, q, headers, body, format, q.force).await;
+        }
+        APPLY_PATCH_CBOR => return Err(ApiError::unsupported_media_type(accepted)),
+        _ => return Err(ApiError::unsupported_media_type(accepted)),
+    };
+    crate::api::apply::validate_patch_options(false, q.field_manager.as_deref(), q.force)?;
+    let validation = field_validation(q, "PatchOptions")?;
     let patch_doc: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-    let json_patch: Option<json_patch::Patch> = if ct == JSON_PATCH {
+    // Strict errors of the patch document itself (`appliedStrictErrs`).
+    let patch_errors = if validation == FieldValidation::Ignore {
+        Vec::new()
+    } else if patch_type == PatchType::Json {
+        fields::strict_errors(&body, &json_patch_ops_schema())
+            .into_iter()
+            .map(|e| format!("json patch {e}"))
+            .collect()
+    } else {
+        fields::duplicate_fields(&body)
+    };
+    let json_patch: Option<json_patch::Patch> = if patch_type == PatchType::Json {
         let p: json_patch::Patch = serde_json::from_value(patch_doc.clone()).map_err(|e| {
             ApiError::bad_request(format!(
                 "the server rejected our request due to an error in our request: {e}"
@@ -411,13 +475,43 @@ pub async fn patch(
         }
         None
     };
-    let res = path.res;
-    guaranteed_update(api, path, q, format, |old| {
+    let mut warnings = Vec::new();
+    let result = guaranteed_update(api, path, q, format, |old| {
+        warnings.clear();
         let mut doc = Value::Object(old.clone());
-        match &json_patch {
-            Some(p) => json_patch::patch(&mut doc, p)
+        match (patch_type, &json_patch) {
+            (PatchType::Json, Some(p)) => json_patch::patch(&mut doc, p)
                 .map_err(|e| patch_invalid(res, &body, &e.to_string()))?,
-            None => json_patch::merge(&mut doc, &patch_doc),
+            (PatchType::Strategic, _) => {
+                let schema = schema.expect("strategic merge patch is only taken for typed kinds");
+                doc = strategic::apply(&doc, &patch_doc, &schema).map_err(smp_error)?;
+            }
+            _ => json_patch::merge(&mut doc, &patch_doc),
+        }
+        if let Some(schema) = &schema {
+            if validation != FieldValidation::Ignore {
+                // The patched object is decoded into the Go type: after a Go map round trip for
+                // JSON and merge patches, from a map (whose unknown fields are sorted) for SMP.
+                let mut errors = patch_errors.clone();
+                if patch_type == PatchType::Strategic {
+                    let mut unknown = fields::unknown_fields(&doc, schema);
+                    unknown.sort();
+                    errors.extend(unknown);
+                } else {
+                    errors.extend(fields::unknown_fields_sorted(&doc, schema));
+                }
+                if !errors.is_empty() {
+                    if validation == FieldValidation::Strict {
+                        let shown = match patch_type {
+                            PatchType::Strategic => strategic::go_fmt(&patch_doc),
+                            _ => doc.to_string(),
+                        };
+                        return Err(strict_patch_error(&shown, &errors));
+                    }
+                    warnings = errors;
+                }
+            }
+            fields::prune_unknown_fields(&mut doc, schema);
         }
         let Value::Object(mut new) = doc else {
             return Err(patch_invalid(
@@ -434,7 +528,201 @@ pub async fn patch(
         };
         Ok((new, precondition))
     })
-    .await
+    .await;
+    with_warnings(result, &warnings)
+}
+
+/// The strategic merge patch error as kube-apiserver answers it
+/// (`interpretStrategicMergePatchError`).
+fn smp_error(err: String) -> ApiError {
+    match strategic::error_code(&err) {
+        400 => ApiError::bad_request(err),
+        422 => {
+            let mut e = ApiError::new(
+                422,
+                "Invalid",
+                "the server rejected our request due to an error in our request",
+            );
+            e.details.causes = vec![cause("UnexpectedServerResponse", "", err)];
+            e
+        }
+        // A plain error: 500 with an empty reason.
+        _ => ApiError::new(500, "", err),
+    }
+}
+
+/// `jsonPatchOp`, the type a JSON patch is strictly decoded into.
+fn json_patch_ops_schema() -> SchemaRef<'static> {
+    static DEFS: OnceLock<BTreeMap<String, Value>> = OnceLock::new();
+    let defs = DEFS.get_or_init(|| {
+        let mut defs = BTreeMap::new();
+        defs.insert(
+            "jsonPatchOp".to_string(),
+            json!({
+                "type": "object",
+                "properties": {"op": {"type": "string"}, "path": {"type": "string"}, "from": {"type": "string"}, "value": {}}
+            }),
+        );
+        defs.insert(
+            "jsonPatch".to_string(),
+            json!({"type": "array", "items": {"$ref": "#/components/schemas/jsonPatchOp"}}),
+        );
+        defs
+    });
+    SchemaRef::definition(defs, "jsonPatch").expect("defined above")
+}
+
+// ---------------------------------------------------------------------------------------------
+// fieldValidation and warnings
+// ---------------------------------------------------------------------------------------------
+
+/// The `fieldValidation` directive (API-SEMANTICS §4).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum FieldValidation {
+    /// Unknown fields are dropped silently, duplicates resolved last-wins.
+    Ignore,
+    /// As Ignore, with a `Warning` header per unknown or duplicate field (the default).
+    Warn,
+    /// Unknown or duplicate fields fail the request.
+    Strict,
+}
+
+/// Parses `?fieldValidation=`; anything but `Ignore`, `Warn`, `Strict` or empty is rejected by
+/// the options validation (`ValidateFieldValidation`): 422 on `<Create|Update|Patch>Options`.
+fn field_validation(q: &Query, options_kind: &str) -> Result<FieldValidation, ApiError> {
+    match q.field_validation.as_deref().unwrap_or("") {
+        "" | "Warn" => Ok(FieldValidation::Warn),
+        "Ignore" => Ok(FieldValidation::Ignore),
+        "Strict" => Ok(FieldValidation::Strict),
+        other => Err(ApiError::invalid_options(
+            options_kind,
+            "fieldValidation",
+            "FieldValueNotSupported",
+            &format!(
+                "Unsupported value: \"{other}\": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""
+            ),
+        )),
+    }
+}
+
+/// Decodes a create or update body and applies `fieldValidation`: unknown and duplicate fields
+/// fail the request under Strict (400), become warnings under Warn, and unknown fields are
+/// dropped, as decoding into the Go type does. Protobuf bodies carry only known fields.
+fn decode_checked(
+    res: &ResourceInfo,
+    headers: &HeaderMap,
+    body: &[u8],
+    validation: FieldValidation,
+    warnings: &mut Vec<String>,
+) -> Result<Map<String, Value>, ApiError> {
+    let ct = content_type(headers);
+    let obj = decode_body(ct, body)?;
+    let Some(schema) = SchemaRef::for_resource(res) else {
+        return Ok(obj);
+    };
+    let mt = codec::media_type(ct);
+    if mt == codec::PROTOBUF {
+        return Ok(obj);
+    }
+    let mut obj = Value::Object(obj);
+    if validation != FieldValidation::Ignore {
+        let errors = match mt.as_str() {
+            codec::YAML | "application/x-yaml" | "text/yaml" => {
+                fields::unknown_fields_sorted(&obj, &schema)
+            }
+            _ => fields::strict_errors(body, &schema),
+        };
+        if !errors.is_empty() {
+            if validation == FieldValidation::Strict {
+                return Err(strict_body_error(res, &obj, &errors));
+            }
+            warnings.extend(errors);
+        }
+    }
+    fields::prune_unknown_fields(&mut obj, &schema);
+    match obj {
+        Value::Object(m) => Ok(m),
+        _ => unreachable!("decode_body returns objects"),
+    }
+}
+
+/// Strict decoding errors of a create or update body (`transformDecodeError`): 400
+/// `Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: …`.
+fn strict_body_error(res: &ResourceInfo, obj: &Value, errors: &[String]) -> ApiError {
+    let kind = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .filter(|k| !k.is_empty())
+        .unwrap_or(res.kind);
+    let version = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+        .map(|av| av.rsplit('/').next().unwrap_or(av))
+        .unwrap_or(res.version);
+    ApiError::bad_request(format!(
+        "{kind} in version \"{version}\" cannot be handled as a {}: {}",
+        res.kind,
+        fields::strict_decoding_error(errors)
+    ))
+}
+
+/// Strict decoding errors of a patched object: 422 with an empty kind, as the patch handler
+/// builds it (`errors.NewInvalid(schema.GroupKind{}, "", …)` on field `patch`).
+fn strict_patch_error(shown: &str, errors: &[String]) -> ApiError {
+    let body = format!(
+        "Invalid value: {}: {}",
+        Value::String(shown.to_string()),
+        fields::strict_decoding_error(errors)
+    );
+    let mut e = ApiError::new(422, "Invalid", format!(" \"\" is invalid: patch: {body}"));
+    e.details.causes = vec![cause("FieldValueInvalid", "patch", body)];
+    e
+}
+
+/// `299 - "<text>"` (k8s.io/apimachinery/pkg/util/net `NewWarningHeader`).
+fn warning_header(text: &str) -> Option<HeaderValue> {
+    let mut v = String::with_capacity(text.len() + 8);
+    v.push_str("299 - \"");
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            v.push('\\');
+        }
+        v.push(if c.is_control() { ' ' } else { c });
+    }
+    v.push('"');
+    HeaderValue::from_bytes(v.as_bytes()).ok()
+}
+
+/// Adds a `Warning` header per (distinct) warning to a response.
+pub fn add_warnings(resp: &mut Resp, warnings: &[String]) {
+    let mut sent: Vec<&str> = Vec::new();
+    for w in warnings {
+        if sent.contains(&w.as_str()) {
+            continue;
+        }
+        sent.push(w);
+        if let Some(v) = warning_header(w) {
+            resp.headers_mut().append(http::header::WARNING, v);
+        }
+    }
+}
+
+/// A write handler's result with its warnings: kube-apiserver sends them on errors too, so an
+/// error becomes its Status response here.
+pub fn with_warnings(
+    result: Result<Resp, ApiError>,
+    warnings: &[String],
+) -> Result<Resp, ApiError> {
+    if warnings.is_empty() {
+        return result;
+    }
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    add_warnings(&mut resp, warnings);
+    Ok(resp)
 }
 
 fn patch_invalid(res: &ResourceInfo, body: &[u8], err: &str) -> ApiError {
@@ -482,6 +770,14 @@ where
             }
         }
         prepare_for_update(res, path.subresource.as_deref(), &old, &mut new, &name)?;
+        crate::api::apply::track_update(
+            Some(&old),
+            &mut new,
+            &field_manager(q)?,
+            "Update",
+            path.subresource.as_deref().unwrap_or(""),
+            &now_rfc3339(),
+        );
         let causes = validate_meta(res, &new, false);
         if !causes.is_empty() {
             return Err(ApiError::invalid(res, &name, causes));
@@ -643,4 +939,12 @@ fn prepare_for_update(
         meta_mut(new).insert("generation".into(), json!(g + 1));
     }
     Ok(())
+}
+
+/// The field manager of an ordinary write: `?fieldManager=`, else the User-Agent's product name.
+fn field_manager(q: &Query) -> Result<String, ApiError> {
+    if let Some(fm) = q.field_manager.as_deref() {
+        crate::api::apply::validate_field_manager("UpdateOptions", Some(fm))?;
+    }
+    Ok(crate::api::apply::manager_or_user_agent(q.field_manager.as_deref(), q.user_agent.as_deref()))
 }

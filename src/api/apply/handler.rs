@@ -1,0 +1,617 @@
+//! `PATCH` with `application/apply-patch+yaml`: server-side apply over the store.
+//!
+//! Decode the configuration (YAML, of which JSON is a subset), check it against the endpoint,
+//! read the live object, run [`super::apply`], apply the endpoint's strategy, and write with
+//! compare-and-swap, retrying from the read when another writer got there first. A missing
+//! object is created (201); otherwise 200.
+//!
+//! The strategy pieces below mirror the private helpers of `handlers/write.rs`
+//! (`resolve_namespace`, `validate_meta`, `prepare_for_create`, `prepare_for_update`) until those
+//! are made `pub` and can be shared.
+
+use super::managed::{apply, ignore_managed_fields_timestamps, validate_patch_options};
+use super::schema::Schema;
+use crate::api::catalogue::{NameRule, ResourceInfo};
+use crate::api::handlers::write::{check_namespace, now_rfc3339};
+use crate::api::handlers::{object_response, parse_rv, store_error, Api, Format, Resp};
+use crate::api::request::{Query, ResourcePath};
+use crate::api::status::{ApiError, Cause};
+use crate::object::codec;
+use crate::object::raw::{meta, meta_mut, meta_str, RawObject};
+use crate::object::validation;
+use crate::storage::StoreError;
+use bytes::Bytes;
+use http::HeaderMap;
+use serde_json::{json, Map, Value};
+
+/// Attempts of the read-apply-write loop before giving up on a hot object.
+const MAX_ATTEMPTS: usize = 64;
+
+/// Serves an apply patch. `force` is the `?force=` query parameter (see
+/// [`super::parse_force`]; kapi's `Query` does not carry it yet).
+pub async fn apply_patch(
+    api: &Api,
+    path: &ResourcePath,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Bytes,
+    format: Format,
+    force: Option<bool>,
+) -> Result<Resp, ApiError> {
+    let _ = headers;
+    validate_patch_options(true, q.field_manager.as_deref(), force)?;
+    let manager = q.field_manager.clone().unwrap_or_default();
+    let force = force.unwrap_or(false);
+    let res = path.res;
+    let name = path.name.clone().unwrap_or_default();
+    let subresource = path.subresource.clone().unwrap_or_default();
+    let applied = decode_config(&body)?;
+    if let Some(kind) = applied.get("kind").and_then(Value::as_str) {
+        if kind != res.kind {
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version \"{}\" cannot be handled as a {}: the kind in the data does not match the endpoint",
+                res.version, res.kind
+            )));
+        }
+    }
+    let precondition = match meta_str(&applied, "resourceVersion") {
+        Some(rv) if !rv.is_empty() => Some(parse_rv(rv)?),
+        _ => None,
+    };
+    let schema = Schema::for_kind(&res.api_version(), res.kind, &subresource);
+    let key = api.key(res, path.namespace.as_deref(), &name);
+
+    for _ in 0..MAX_ATTEMPTS {
+        let (kv, _) = api
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| store_error(e, res, "get"))?;
+        let current = match &kv {
+            Some(kv) => Some(RawObject::from_kv(res, kv).map_err(ApiError::internal)?),
+            None => None,
+        };
+        let live = current.as_ref().map(RawObject::to_map);
+        if live.is_none() && !subresource.is_empty() {
+            return Err(ApiError::not_found(res, &name));
+        }
+        let now = now_rfc3339();
+        let mut new = apply(live.as_ref(), &applied, &manager, force, &schema, &now)
+            .map_err(|e| e.to_api_error())?;
+        check_name(&new, &name, path.namespace.as_deref())?;
+
+        let (Some(kv), Some(current), Some(live)) = (kv, current, live) else {
+            // Create.
+            if precondition.is_some() {
+                return Err(ApiError::modified_conflict(res, &name));
+            }
+            let ns = resolve_namespace(res, path, &mut new);
+            let causes = validate_meta(res, &new, true);
+            if !causes.is_empty() {
+                return Err(ApiError::invalid(res, &name, causes));
+            }
+            if let Some(ns) = ns.as_deref() {
+                check_namespace(api, res, ns, &name).await?;
+            }
+            prepare_for_create(res, &mut new, &now);
+            if q.is_dry_run() {
+                return Ok(object_response(201, format, codec::served(res, &new, None)));
+            }
+            match api.store.create(&key, codec::stored(res, &new)).await {
+                Ok(rev) => {
+                    return Ok(object_response(
+                        201,
+                        format,
+                        codec::served(res, &new, Some(rev)),
+                    ))
+                }
+                // Someone created it meanwhile: apply to theirs.
+                Err(StoreError::AlreadyExists) => continue,
+                Err(e) => return Err(store_error(e, res, "create")),
+            }
+        };
+
+        // Update.
+        if let Some(p) = precondition {
+            if p != kv.mod_revision {
+                return Err(ApiError::modified_conflict(res, &name));
+            }
+        }
+        resolve_namespace(res, path, &mut new);
+        prepare_for_update(res, &subresource, &live, &mut new, &name)?;
+        // A change the strategy undid (status, say) leaves only new timestamps: keep the old.
+        ignore_managed_fields_timestamps(&live, &mut new);
+        let causes = validate_meta(res, &new, false);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(res, &name, causes));
+        }
+        let stored = codec::stored(res, &new);
+        if stored == kv.value {
+            return Ok(object_response(200, format, current.json().clone()));
+        }
+        if q.is_dry_run() {
+            return Ok(object_response(
+                200,
+                format,
+                codec::served(res, &new, Some(kv.mod_revision)),
+            ));
+        }
+        let deleting = meta(&new).is_some_and(|m| m.contains_key("deletionTimestamp"));
+        let finalizers_empty = meta(&new)
+            .and_then(|m| m.get("finalizers"))
+            .and_then(Value::as_array)
+            .is_none_or(|f| f.is_empty());
+        let result = if deleting && finalizers_empty {
+            api.store.delete(&key, kv.mod_revision).await
+        } else {
+            api.store.update(&key, stored, kv.mod_revision).await
+        };
+        match result {
+            Ok(rev) => {
+                return Ok(object_response(
+                    200,
+                    format,
+                    codec::served(res, &new, Some(rev)),
+                ))
+            }
+            Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound)
+                if precondition.is_none() =>
+            {
+                continue
+            }
+            Err(StoreError::Conflict { .. }) => {
+                return Err(ApiError::modified_conflict(res, &name))
+            }
+            Err(StoreError::NotFound) => return Err(ApiError::not_found(res, &name)),
+            Err(e) => return Err(store_error(e, res, "update")),
+        }
+    }
+    Err(ApiError::modified_conflict(res, &name))
+}
+
+/// The applied configuration: YAML (or JSON) decoding to an object.
+fn decode_config(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let v = codec::decode_yaml(body).map_err(|mut e| {
+        e.message = format!("error decoding YAML: {}", e.message);
+        e
+    })?;
+    match v {
+        Value::Object(m) => Ok(m),
+        Value::Null => Ok(Map::new()),
+        other => Err(ApiError::bad_request(format!(
+            "error decoding YAML: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+            match other {
+                Value::Array(_) => "array",
+                Value::String(_) => "string",
+                Value::Number(_) => "number",
+                _ => "bool",
+            }
+        ))),
+    }
+}
+
+/// `checkName` of the patch handler.
+fn check_name(
+    obj: &Map<String, Value>,
+    name: &str,
+    namespace: Option<&str>,
+) -> Result<(), ApiError> {
+    let obj_name = meta_str(obj, "name").unwrap_or("");
+    if obj_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({obj_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    if let Some(ns) = namespace.filter(|ns| !ns.is_empty()) {
+        let obj_ns = meta_str(obj, "namespace").unwrap_or("");
+        if !obj_ns.is_empty() && obj_ns != ns {
+            return Err(ApiError::bad_request(format!(
+                "the namespace of the object ({obj_ns}) does not match the namespace on the request ({ns})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn resolve_namespace(
+    res: &ResourceInfo,
+    path: &ResourcePath,
+    obj: &mut Map<String, Value>,
+) -> Option<String> {
+    if !res.namespaced {
+        meta_mut(obj).shift_remove("namespace");
+        return None;
+    }
+    let ns = path.namespace.clone().unwrap_or_default();
+    meta_mut(obj).insert("namespace".into(), Value::String(ns.clone()));
+    Some(ns)
+}
+
+fn cause(reason: &str, field: &str, message: String) -> Cause {
+    Cause {
+        reason: reason.into(),
+        message,
+        field: field.into(),
+    }
+}
+
+fn validate_meta(res: &ResourceInfo, obj: &Map<String, Value>, check_name: bool) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    if check_name {
+        let name = meta_str(obj, "name").unwrap_or("");
+        let errs = match res.names {
+            NameRule::Subdomain => validation::dns1123_subdomain(name),
+            NameRule::Label => validation::dns1123_label(name),
+            NameRule::Label1035 => validation::dns1035_label(name),
+            NameRule::PathSegment => validation::path_segment_name(name, false),
+        };
+        for e in errs {
+            causes.push(cause(
+                "FieldValueInvalid",
+                "metadata.name",
+                format!("Invalid value: \"{name}\": {e}"),
+            ));
+        }
+    }
+    if let Some(labels) = meta(obj)
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+    {
+        for (k, v) in labels {
+            for e in validation::qualified_name(k) {
+                causes.push(cause(
+                    "FieldValueInvalid",
+                    "metadata.labels",
+                    format!("Invalid value: \"{k}\": {e}"),
+                ));
+            }
+            match v.as_str() {
+                Some(v) => {
+                    for e in validation::label_value(v) {
+                        causes.push(cause(
+                            "FieldValueInvalid",
+                            "metadata.labels",
+                            format!("Invalid value: \"{v}\": {e}"),
+                        ));
+                    }
+                }
+                None => causes.push(cause(
+                    "FieldValueTypeInvalid",
+                    "metadata.labels",
+                    "Invalid value: label values must be strings".into(),
+                )),
+            }
+        }
+    }
+    if let Some(ann) = meta(obj)
+        .and_then(|m| m.get("annotations"))
+        .and_then(Value::as_object)
+    {
+        let total: usize = ann
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+            .sum();
+        if total > 256 * 1024 {
+            causes.push(cause(
+                "FieldValueTooLong",
+                "metadata.annotations",
+                format!("Too long: must have at most {} bytes", 256 * 1024),
+            ));
+        }
+    }
+    causes
+}
+
+fn initial_status(res: &ResourceInfo) -> Value {
+    match res.plural {
+        "pods" => json!({"phase": "Pending"}),
+        "namespaces" => json!({"phase": "Active"}),
+        "services" => json!({"loadBalancer": {}}),
+        "persistentvolumeclaims" | "persistentvolumes" => json!({"phase": "Pending"}),
+        _ => json!({}),
+    }
+}
+
+fn prepare_for_create(res: &ResourceInfo, obj: &mut Map<String, Value>, now: &str) {
+    let m = meta_mut(obj);
+    for k in [
+        "resourceVersion",
+        "selfLink",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+    ] {
+        m.shift_remove(k);
+    }
+    m.insert(
+        "uid".into(),
+        Value::String(uuid::Uuid::new_v4().to_string()),
+    );
+    m.insert("creationTimestamp".into(), Value::String(now.to_string()));
+    if res.generation {
+        m.insert("generation".into(), json!(1));
+    } else {
+        m.shift_remove("generation");
+    }
+    if res.status_subresource {
+        obj.insert("status".into(), initial_status(res));
+    }
+    if res.plural == "namespaces" {
+        let spec = obj.entry("spec").or_insert_with(|| json!({}));
+        if let Some(spec) = spec.as_object_mut() {
+            spec.insert("finalizers".into(), json!(["kubernetes"]));
+        }
+    }
+}
+
+fn spec_of(obj: &Map<String, Value>) -> Map<String, Value> {
+    obj.iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status" | "kind" | "apiVersion"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The update strategy: the reset fields come back from the live object, system metadata is
+/// kept, immutable fields are checked and the generation follows spec changes.
+fn prepare_for_update(
+    res: &ResourceInfo,
+    subresource: &str,
+    old: &Map<String, Value>,
+    new: &mut Map<String, Value>,
+    name: &str,
+) -> Result<(), ApiError> {
+    if subresource == "status" {
+        let status = new.shift_remove("status");
+        let managed = meta(new).and_then(|m| m.get("managedFields")).cloned();
+        *new = old.clone();
+        match status {
+            Some(s) => new.insert("status".into(), s),
+            None => new.shift_remove("status"),
+        };
+        match managed {
+            Some(mf) => meta_mut(new).insert("managedFields".into(), mf),
+            None => meta_mut(new).shift_remove("managedFields"),
+        };
+    } else {
+        if res.status_subresource {
+            match old.get("status") {
+                Some(s) => new.insert("status".into(), s.clone()),
+                None => new.shift_remove("status"),
+            };
+        }
+        if res.plural == "namespaces" {
+            match old.get("spec") {
+                Some(s) => new.insert("spec".into(), s.clone()),
+                None => new.shift_remove("spec"),
+            };
+        }
+    }
+    let old_meta = meta(old).cloned().unwrap_or_default();
+    let mut causes = Vec::new();
+    {
+        let m = meta_mut(new);
+        m.shift_remove("resourceVersion");
+        m.shift_remove("selfLink");
+        for k in [
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
+            match old_meta.get(k) {
+                Some(v) => m.insert(k.into(), v.clone()),
+                None => m.shift_remove(k),
+            };
+        }
+        match (
+            m.get("uid").and_then(Value::as_str),
+            old_meta.get("uid").and_then(Value::as_str),
+        ) {
+            (Some(n), Some(o)) if !n.is_empty() && n != o => causes.push(cause(
+                "FieldValueInvalid",
+                "metadata.uid",
+                format!("Invalid value: \"{n}\": field is immutable"),
+            )),
+            _ => {
+                if let Some(u) = old_meta.get("uid") {
+                    m.insert("uid".into(), u.clone());
+                }
+            }
+        }
+        if old_meta.contains_key("deletionTimestamp") {
+            let old_f: Vec<&Value> = old_meta
+                .get("finalizers")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().collect())
+                .unwrap_or_default();
+            if let Some(new_f) = m.get("finalizers").and_then(Value::as_array) {
+                if new_f.iter().any(|f| !old_f.contains(&f)) {
+                    causes.push(cause(
+                        "FieldValueForbidden",
+                        "metadata.finalizers",
+                        "Forbidden: no new finalizers can be added if the object is being deleted"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        match old_meta.get("generation") {
+            Some(g) => m.insert("generation".into(), g.clone()),
+            None => m.shift_remove("generation"),
+        };
+    }
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(res, name, causes));
+    }
+    if res.generation && spec_of(old) != spec_of(new) {
+        let g = old_meta
+            .get("generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        meta_mut(new).insert("generation".into(), json!(g + 1));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::catalogue;
+    use crate::cache::Caches;
+    use http_body_util::BodyExt;
+    use std::sync::Arc;
+
+    async fn body_json(r: Resp) -> (u16, Value) {
+        let code = r.status().as_u16();
+        let bytes = r.into_body().collect().await.unwrap().to_bytes();
+        (code, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    fn deployments_path(name: &str) -> ResourcePath {
+        ResourcePath {
+            res: catalogue::lookup("apps", "v1", "deployments").unwrap(),
+            namespace: Some("default".into()),
+            name: Some(name.into()),
+            subresource: None,
+            watch_prefix: false,
+        }
+    }
+
+    fn query(manager: &str) -> Query {
+        Query {
+            field_manager: Some(manager.into()),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn apply_creates_then_updates_then_conflicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: crate::storage::DynStore = Arc::new(
+            crate::storage::embedded::EmbeddedStore::open(&dir.path().join("db.redb")).unwrap(),
+        );
+        let api = Api {
+            caches: Caches::start(store.clone(), "/registry", 100),
+            store: store.clone(),
+            etcd_prefix: "/registry".into(),
+            namespace_deleted: Arc::new(tokio::sync::Notify::new()),
+            min_request_timeout: 1800,
+        };
+        let ns = catalogue::lookup("", "v1", "namespaces").unwrap();
+        let ns_obj = json!({"metadata": {"name": "default", "uid": "u"}, "spec": {}, "status": {"phase": "Active"}});
+        store
+            .create(
+                &api.key(ns, None, "default"),
+                codec::stored(ns, ns_obj.as_object().unwrap()),
+            )
+            .await
+            .unwrap();
+
+        let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: nginx\n        image: nginx:1.25\n";
+        let path = deployments_path("web");
+        let headers = HeaderMap::new();
+        let r = apply_patch(
+            &api,
+            &path,
+            &query("kubectl"),
+            &headers,
+            Bytes::from(yaml),
+            Format::Json,
+            Some(false),
+        )
+        .await
+        .unwrap();
+        let (code, created) = body_json(r).await;
+        assert_eq!(code, 201);
+        assert_eq!(created["metadata"]["generation"], 1);
+        assert_eq!(created["metadata"]["namespace"], "default");
+        assert_eq!(
+            created["metadata"]["managedFields"][0]["manager"],
+            "kubectl"
+        );
+        assert!(created["metadata"]["uid"].is_string());
+
+        // The same configuration again: no write, same resourceVersion.
+        let r = apply_patch(
+            &api,
+            &path,
+            &query("kubectl"),
+            &headers,
+            Bytes::from(yaml),
+            Format::Json,
+            None,
+        )
+        .await
+        .unwrap();
+        let (code, again) = body_json(r).await;
+        assert_eq!(code, 200);
+        assert_eq!(
+            again["metadata"]["resourceVersion"],
+            created["metadata"]["resourceVersion"]
+        );
+
+        // A change bumps the generation.
+        let changed = yaml.replace("replicas: 2", "replicas: 3");
+        let r = apply_patch(
+            &api,
+            &path,
+            &query("kubectl"),
+            &headers,
+            Bytes::from(changed.clone()),
+            Format::Json,
+            None,
+        )
+        .await
+        .unwrap();
+        let (code, updated) = body_json(r).await;
+        assert_eq!(code, 200);
+        assert_eq!(updated["spec"]["replicas"], 3);
+        assert_eq!(updated["metadata"]["generation"], 2);
+
+        // Another manager changing replicas conflicts.
+        let other = changed.replace("replicas: 3", "replicas: 9");
+        let e = apply_patch(
+            &api,
+            &path,
+            &query("ci"),
+            &headers,
+            Bytes::from(other),
+            Format::Json,
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.code, 409);
+        assert_eq!(
+            e.message,
+            "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas"
+        );
+
+        // Missing fieldManager, wrong name.
+        let e = apply_patch(
+            &api,
+            &path,
+            &Query::default(),
+            &headers,
+            Bytes::from(yaml),
+            Format::Json,
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.code, 422);
+        let e = apply_patch(
+            &api,
+            &deployments_path("other"),
+            &query("kubectl"),
+            &headers,
+            Bytes::from(yaml),
+            Format::Json,
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "the name of the object (web) does not match the name on the URL (other)"
+        );
+    }
+}
