@@ -14,4 +14,4 @@ cd "$(dirname "$0")/.."
 if [ -z "${FULL:-}" ]; then
     export KAPI_BENCH_QUICK=1
 fi
-exec cargo bench --bench watch_cache -- --output-format bencher "$@"
+exec cargo bench --bench watch_cache --bench codec -- --output-format bencher "$@"

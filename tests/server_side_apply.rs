@@ -69,6 +69,18 @@ fn scenario(kapi: &Kapi) {
     let (_, mf, _) = kapi.kubectl(&["get", "deploy", "ssa", "-o", "json", "--show-managed-fields"]);
     let v: serde_json::Value = serde_json::from_str(&mf).unwrap();
     assert!(v["metadata"]["managedFields"].as_array().unwrap().iter().any(|e| e["manager"] == "kubectl-label" && e["operation"] == "Update"));
+
+    // describe, server dry-run and can-i round out the kubectl scenario.
+    let (ok, out, err) = kapi.kubectl(&["run", "p1", "--image=busybox"]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = kapi.kubectl(&["describe", "pod", "p1"]);
+    assert!(ok && out.contains("Name:") && out.contains("p1") && out.contains("busybox"), "{out}{err}");
+    let (ok, out, err) = kapi.kubectl(&["create", "configmap", "dry", "--from-literal=a=b", "--dry-run=server", "-o", "yaml"]);
+    assert!(ok && out.contains("name: dry") && !out.contains("resourceVersion"), "{out}{err}");
+    let (ok, _, _) = kapi.kubectl(&["get", "configmap", "dry"]);
+    assert!(!ok, "a server dry run stores nothing");
+    let (ok, out, _) = kapi.kubectl(&["auth", "can-i", "create", "pods"]);
+    assert!(ok && out.trim() == "yes", "{out}");
 }
 
 #[test]
