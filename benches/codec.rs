@@ -41,18 +41,35 @@ fn bench(c: &mut Criterion) {
     let pb_bytes = protobuf::encode_object(&obj).unwrap();
     let mut g = c.benchmark_group("pod");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("json_decode", |b| b.iter(|| black_box(serde_json::from_slice::<Map<String, Value>>(black_box(&json_bytes)).unwrap())));
-    g.bench_function("protobuf_decode", |b| b.iter(|| black_box(protobuf::decode_object(black_box(&pb_bytes)).unwrap())));
-    g.bench_function("json_encode", |b| b.iter(|| black_box(serde_json::to_vec(black_box(&obj)).unwrap())));
-    g.bench_function("protobuf_encode", |b| b.iter(|| black_box(protobuf::encode_object(black_box(&obj)).unwrap())));
+    g.bench_function("json_decode", |b| {
+        b.iter(|| {
+            black_box(serde_json::from_slice::<Map<String, Value>>(black_box(&json_bytes)).unwrap())
+        })
+    });
+    g.bench_function("protobuf_decode", |b| {
+        b.iter(|| black_box(protobuf::decode_object(black_box(&pb_bytes)).unwrap()))
+    });
+    g.bench_function("json_encode", |b| {
+        b.iter(|| black_box(serde_json::to_vec(black_box(&obj)).unwrap()))
+    });
+    g.bench_function("protobuf_encode", |b| {
+        b.iter(|| black_box(protobuf::encode_object(black_box(&obj)).unwrap()))
+    });
     g.finish();
-    println!("sizes: json {} bytes, protobuf {} bytes", json_bytes.len(), pb_bytes.len());
+    println!(
+        "sizes: json {} bytes, protobuf {} bytes",
+        json_bytes.len(),
+        pb_bytes.len()
+    );
 }
 
 fn config() -> Criterion {
     let c = Criterion::default().configure_from_args();
     if std::env::var("KAPI_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0") {
-        c.sample_size(10).warm_up_time(Duration::from_millis(200)).measurement_time(Duration::from_millis(600)).without_plots()
+        c.sample_size(10)
+            .warm_up_time(Duration::from_millis(200))
+            .measurement_time(Duration::from_millis(600))
+            .without_plots()
     } else {
         c
     }

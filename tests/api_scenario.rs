@@ -26,6 +26,20 @@ async fn scenario(c: &RawClient) {
     let ns = r.json();
     assert_eq!(ns["status"]["phase"], "Active");
     assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
+    // kapi publishes the default ServiceAccount and kube-root-ca.crt into new namespaces.
+    for path in [
+        "/api/v1/namespaces/demo/serviceaccounts/default",
+        "/api/v1/namespaces/demo/configmaps/kube-root-ca.crt",
+    ] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while c.get(path).await.status != StatusCode::OK {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path} never appeared"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     assert!(ns["metadata"]["uid"].as_str().unwrap().len() == 36);
     assert!(
         ns["metadata"]["resourceVersion"]
@@ -119,7 +133,7 @@ async fn scenario(c: &RawClient) {
         .get("/api/v1/namespaces/demo/configmaps?labelSelector=tier+in+(b,c),idx!=1")
         .await;
     assert_eq!(names(&r.json()), vec!["cm-2", "cm-3"]);
-    let r = c.get("/api/v1/configmaps?labelSelector=!tier").await;
+    let r = c.get("/api/v1/configmaps?labelSelector=!tier,idx").await;
     assert!(names(&r.json()).is_empty());
 
     // Field selectors, including a per-resource field.
@@ -164,16 +178,24 @@ async fn scenario(c: &RawClient) {
                 let remaining = page["metadata"]["remainingItemCount"]
                     .as_i64()
                     .expect("remainingItemCount without selectors");
-                assert_eq!(remaining as usize, 6 - seen.len());
+                assert_eq!(remaining as usize, 7 - seen.len());
                 path = format!("/api/v1/namespaces/demo/configmaps?limit=2&continue={tok}");
             }
             None => break,
         }
     }
-    assert_eq!(pages, 3);
+    assert_eq!(pages, 4);
     assert_eq!(
         seen,
-        vec!["cm-0", "cm-1", "cm-2", "cm-3", "cm-4", "settings"]
+        vec![
+            "cm-0",
+            "cm-1",
+            "cm-2",
+            "cm-3",
+            "cm-4",
+            "kube-root-ca.crt",
+            "settings"
+        ]
     );
     let r = c
         .get("/api/v1/namespaces/demo/configmaps?limit=2&continue=bm90LWpzb24")
@@ -190,7 +212,7 @@ async fn scenario(c: &RawClient) {
     let r = c
         .get("/api/v1/namespaces/demo/configmaps?resourceVersion=0&limit=2")
         .await;
-    assert_eq!(names(&r.json()).len(), 6, "resourceVersion=0 ignores limit");
+    assert_eq!(names(&r.json()).len(), 7, "resourceVersion=0 ignores limit");
     let r = c
         .get("/api/v1/namespaces/demo/configmaps?resourceVersionMatch=Exact")
         .await;
@@ -391,9 +413,18 @@ async fn scenario(c: &RawClient) {
             Some(b"k8s\0".to_vec()),
         )
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "a truncated protobuf envelope");
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "a truncated protobuf envelope"
+    );
     let r = c
-        .request(Method::POST, "/api/v1/namespaces/demo/configmaps", Some("application/cbor"), Some(vec![0xa0]))
+        .request(
+            Method::POST,
+            "/api/v1/namespaces/demo/configmaps",
+            Some("application/cbor"),
+            Some(vec![0xa0]),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let r = c
@@ -465,22 +496,45 @@ async fn events_views(c: &RawClient) {
     let core = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1"},
         "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"}, "reason": "Started", "message": "hello",
         "reportingComponent": "kubelet", "type": "Normal"});
-    let mut w = c.watch("/apis/events.k8s.io/v1/namespaces/default/events?watch=1&resourceVersion=0").await;
-    let r = c.post_json("/api/v1/namespaces/default/events", &core).await;
+    let mut w = c
+        .watch("/apis/events.k8s.io/v1/namespaces/default/events?watch=1&resourceVersion=0")
+        .await;
+    let r = c
+        .post_json("/api/v1/namespaces/default/events", &core)
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let r = c.get("/apis/events.k8s.io/v1/namespaces/default/events/e1").await;
+    let r = c
+        .get("/apis/events.k8s.io/v1/namespaces/default/events/e1")
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let v = r.json();
-    assert_eq!((v["apiVersion"].as_str(), v["note"].as_str(), v["regarding"]["name"].as_str()), (Some("events.k8s.io/v1"), Some("hello"), Some("p")));
+    assert_eq!(
+        (
+            v["apiVersion"].as_str(),
+            v["note"].as_str(),
+            v["regarding"]["name"].as_str()
+        ),
+        (Some("events.k8s.io/v1"), Some("hello"), Some("p"))
+    );
     assert_eq!(v["reportingController"], "kubelet");
-    let ev = w.next(Duration::from_secs(5)).await.expect("view watch event");
-    assert_eq!((ev["type"].as_str(), ev["object"]["note"].as_str()), (Some("ADDED"), Some("hello")));
+    let ev = w
+        .next(Duration::from_secs(5))
+        .await
+        .expect("view watch event");
+    assert_eq!(
+        (ev["type"].as_str(), ev["object"]["note"].as_str()),
+        (Some("ADDED"), Some("hello"))
+    );
     let view = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e2"},
         "regarding": {"kind": "Node", "name": "n1"}, "note": "from the new API", "reason": "R", "type": "Warning",
         "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "ctl", "reportingInstance": "i", "action": "A"});
-    let r = c.post_json("/apis/events.k8s.io/v1/namespaces/default/events", &view).await;
+    let r = c
+        .post_json("/apis/events.k8s.io/v1/namespaces/default/events", &view)
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let r = c.get("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dn1").await;
+    let r = c
+        .get("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dn1")
+        .await;
     let items = r.json()["items"].clone();
     assert_eq!(items.as_array().unwrap().len(), 1);
     assert_eq!(items[0]["message"], "from the new API");

@@ -95,6 +95,16 @@ async fn typed_crud(client: Client) {
         ns.spec.unwrap().finalizers,
         Some(vec!["kubernetes".to_string()])
     );
+    // kapi publishes kube-root-ca.crt into new namespaces, like kube-controller-manager.
+    let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cm_api.get_opt("kube-root-ca.crt").await.unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kube-root-ca.crt never appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let got = nss.get(NS).await.unwrap();
     assert_eq!(got.metadata.uid, ns.metadata.uid);
     let list = nss
@@ -133,7 +143,11 @@ async fn typed_crud(client: Client) {
         .unwrap();
     assert_eq!(names(&list.items), ["cm-1"]);
     let list = cms
-        .list(&ListParams::default().fields("metadata.name!=cm-0,metadata.namespace=kr"))
+        .list(
+            &ListParams::default().fields(
+                "metadata.name!=cm-0,metadata.name!=kube-root-ca.crt,metadata.namespace=kr",
+            ),
+        )
         .await
         .unwrap();
     assert_eq!(names(&list.items), ["cm-1", "cm-2", "cm-3", "cm-4"]);
@@ -161,7 +175,7 @@ async fn typed_crud(client: Client) {
             Some(token) if !token.is_empty() => {
                 assert_eq!(
                     page.metadata.remaining_item_count,
-                    Some(5 - seen.len() as i64)
+                    Some(6 - seen.len() as i64)
                 );
                 lp = lp.continue_token(token);
             }
@@ -169,7 +183,10 @@ async fn typed_crud(client: Client) {
         }
     }
     assert_eq!(pages, 3);
-    assert_eq!(seen, ["cm-0", "cm-1", "cm-2", "cm-3", "cm-4"]);
+    assert_eq!(
+        seen,
+        ["cm-0", "cm-1", "cm-2", "cm-3", "cm-4", "kube-root-ca.crt"]
+    );
 
     // replace: fresh RV succeeds, stale RV is a 409 Conflict.
     let original = cms.get("cm-0").await.unwrap();

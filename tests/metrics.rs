@@ -13,12 +13,24 @@ use std::time::Duration;
 /// Generates enough traffic that every family has samples (watch counters flush every 64 frames).
 async fn traffic(kapi: &Kapi) {
     let c = kapi.client();
-    let r = c.post_json("/api/v1/namespaces", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "m"}})).await;
+    let r = c
+        .post_json(
+            "/api/v1/namespaces",
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "m"}}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
-    let mut w = c.watch("/api/v1/namespaces/m/configmaps?watch=1&resourceVersion=0").await;
+    let mut w = c
+        .watch("/api/v1/namespaces/m/configmaps?watch=1&resourceVersion=0")
+        .await;
     for i in 0..130 {
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("c{i}")}, "data": {"k": "v"}});
-        assert_eq!(c.post_json("/api/v1/namespaces/m/configmaps", &cm).await.status, StatusCode::CREATED);
+        assert_eq!(
+            c.post_json("/api/v1/namespaces/m/configmaps", &cm)
+                .await
+                .status,
+            StatusCode::CREATED
+        );
     }
     for _ in 0..130 {
         w.next(Duration::from_secs(5)).await.expect("watch event");
@@ -55,13 +67,20 @@ fn metric_names(expr: &str) -> Vec<String> {
 
 fn tokens(s: &str) -> Vec<String> {
     s.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-        .filter(|t| t.contains('_') && t != &"histogram_quantile" && !t.chars().next().unwrap().is_ascii_digit())
+        .filter(|t| {
+            t.contains('_')
+                && t != &"histogram_quantile"
+                && !t.chars().next().unwrap().is_ascii_digit()
+        })
         .map(str::to_string)
         .collect()
 }
 
 fn exported(body: &str, name: &str) -> bool {
-    body.lines().any(|l| !l.starts_with('#') && (l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} "))))
+    body.lines().any(|l| {
+        !l.starts_with('#')
+            && (l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,7 +111,8 @@ async fn metrics_have_apiserver_names_and_cover_the_dashboard() {
     }
     assert!(body.contains(r#"apiserver_request_total{verb="POST",dry_run="",group="",version="v1",resource="configmaps",subresource="",scope="namespace",component="apiserver",code="201"} 130"#), "{body}");
 
-    let dash: serde_json::Value = serde_json::from_str(include_str!("../dashboards/kapi.json")).expect("dashboard JSON");
+    let dash: serde_json::Value =
+        serde_json::from_str(include_str!("../dashboards/kapi.json")).expect("dashboard JSON");
     let mut checked = 0;
     for panel in dash["panels"].as_array().expect("panels") {
         for target in panel["targets"].as_array().expect("targets") {
@@ -100,7 +120,10 @@ async fn metrics_have_apiserver_names_and_cover_the_dashboard() {
             let names = metric_names(expr);
             assert!(!names.is_empty(), "no metric in {expr}");
             for n in names {
-                assert!(exported(&body, &n), "dashboard query `{expr}` uses {n}, which kapi does not export");
+                assert!(
+                    exported(&body, &n),
+                    "dashboard query `{expr}` uses {n}, which kapi does not export"
+                );
                 checked += 1;
             }
         }
@@ -120,8 +143,14 @@ async fn prometheus_scrapes_kapi() {
     std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
     let port = free_port();
     let mut prom = Command::new("prometheus")
-        .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -131,10 +160,15 @@ async fn prometheus_scrapes_kapi() {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let mut last = String::new();
     let found = loop {
-        if let Some(body) = common::etcd::http_get(addr, "/api/v1/query?query=apiserver_request_total") {
+        if let Some(body) =
+            common::etcd::http_get(addr, "/api/v1/query?query=apiserver_request_total")
+        {
             last = body.clone();
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
-                if v["data"]["result"].as_array().is_some_and(|r| !r.is_empty()) {
+                if v["data"]["result"]
+                    .as_array()
+                    .is_some_and(|r| !r.is_empty())
+                {
                     break v;
                 }
             }
@@ -148,5 +182,7 @@ async fn prometheus_scrapes_kapi() {
     let _ = prom.kill();
     let _ = prom.wait();
     let results = found["data"]["result"].as_array().unwrap();
-    assert!(results.iter().any(|r| r["metric"]["resource"] == "configmaps" && r["metric"]["verb"] == "POST"));
+    assert!(results
+        .iter()
+        .any(|r| r["metric"]["resource"] == "configmaps" && r["metric"]["verb"] == "POST"));
 }

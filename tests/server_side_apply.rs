@@ -34,49 +34,124 @@ fn scenario(kapi: &Kapi) {
     assert!(out.contains("serverside-applied"), "{out}");
     let (ok, out, err) = kapi.kubectl(&["apply", "--server-side", "-f", f]);
     assert!(ok, "second apply: {out}{err}");
-    let (_, before, _) = kapi.kubectl(&["get", "deploy", "ssa", "-o", "jsonpath={.metadata.resourceVersion}"]);
+    let (_, before, _) = kapi.kubectl(&[
+        "get",
+        "deploy",
+        "ssa",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
 
     // Another manager sets replicas: conflict.
     let other = V1.replace("replicas: 2", "replicas: 5");
     std::fs::write(&file, &other).unwrap();
-    let (ok, out, err) = kapi.kubectl(&["apply", "--server-side", "--field-manager=other", "-f", f]);
+    let (ok, out, err) =
+        kapi.kubectl(&["apply", "--server-side", "--field-manager=other", "-f", f]);
     assert!(!ok, "conflict expected: {out}");
-    assert!(err.contains("Apply failed with") && err.contains("conflict with \"kubectl\"") && err.contains(".spec.replicas"), "{err}");
-    let (_, after, _) = kapi.kubectl(&["get", "deploy", "ssa", "-o", "jsonpath={.metadata.resourceVersion}"]);
+    assert!(
+        err.contains("Apply failed with")
+            && err.contains("conflict with \"kubectl\"")
+            && err.contains(".spec.replicas"),
+        "{err}"
+    );
+    let (_, after, _) = kapi.kubectl(&[
+        "get",
+        "deploy",
+        "ssa",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
     assert_eq!(before, after, "a conflicting apply writes nothing");
 
     // --force-conflicts takes ownership.
-    let (ok, out, err) = kapi.kubectl(&["apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", f]);
+    let (ok, out, err) = kapi.kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager=other",
+        "--force-conflicts",
+        "-f",
+        f,
+    ]);
     assert!(ok, "{out}{err}");
-    let (_, replicas, _) = kapi.kubectl(&["get", "deploy", "ssa", "-o", "jsonpath={.spec.replicas}"]);
+    let (_, replicas, _) =
+        kapi.kubectl(&["get", "deploy", "ssa", "-o", "jsonpath={.spec.replicas}"]);
     assert_eq!(replicas, "5");
-    let (_, mf, _) = kapi.kubectl(&["get", "deploy", "ssa", "-o", "json", "--show-managed-fields"]);
+    let (_, mf, _) = kapi.kubectl(&[
+        "get",
+        "deploy",
+        "ssa",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]);
     let v: serde_json::Value = serde_json::from_str(&mf).unwrap();
     let managers: Vec<(String, String)> = v["metadata"]["managedFields"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["manager"].as_str().unwrap().to_string(), e["operation"].as_str().unwrap().to_string()))
+        .map(|e| {
+            (
+                e["manager"].as_str().unwrap().to_string(),
+                e["operation"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    assert!(managers.contains(&("kubectl".into(), "Apply".into())), "{managers:?}");
-    assert!(managers.contains(&("other".into(), "Apply".into())), "{managers:?}");
-    let other_fields = v["metadata"]["managedFields"].as_array().unwrap().iter().find(|e| e["manager"] == "other").unwrap()["fieldsV1"].to_string();
+    assert!(
+        managers.contains(&("kubectl".into(), "Apply".into())),
+        "{managers:?}"
+    );
+    assert!(
+        managers.contains(&("other".into(), "Apply".into())),
+        "{managers:?}"
+    );
+    let other_fields = v["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "other")
+        .unwrap()["fieldsV1"]
+        .to_string();
     assert!(other_fields.contains("f:replicas"), "{other_fields}");
 
     // Ordinary writes are tracked too (kubectl label → manager kubectl-label, operation Update).
     let (ok, _, err) = kapi.kubectl(&["label", "deploy", "ssa", "x=y"]);
     assert!(ok, "{err}");
-    let (_, mf, _) = kapi.kubectl(&["get", "deploy", "ssa", "-o", "json", "--show-managed-fields"]);
+    let (_, mf, _) = kapi.kubectl(&[
+        "get",
+        "deploy",
+        "ssa",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]);
     let v: serde_json::Value = serde_json::from_str(&mf).unwrap();
-    assert!(v["metadata"]["managedFields"].as_array().unwrap().iter().any(|e| e["manager"] == "kubectl-label" && e["operation"] == "Update"));
+    assert!(v["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["manager"] == "kubectl-label" && e["operation"] == "Update"));
 
     // describe, server dry-run and can-i round out the kubectl scenario.
     let (ok, out, err) = kapi.kubectl(&["run", "p1", "--image=busybox"]);
     assert!(ok, "{out}{err}");
     let (ok, out, err) = kapi.kubectl(&["describe", "pod", "p1"]);
-    assert!(ok && out.contains("Name:") && out.contains("p1") && out.contains("busybox"), "{out}{err}");
-    let (ok, out, err) = kapi.kubectl(&["create", "configmap", "dry", "--from-literal=a=b", "--dry-run=server", "-o", "yaml"]);
-    assert!(ok && out.contains("name: dry") && !out.contains("resourceVersion"), "{out}{err}");
+    assert!(
+        ok && out.contains("Name:") && out.contains("p1") && out.contains("busybox"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = kapi.kubectl(&[
+        "create",
+        "configmap",
+        "dry",
+        "--from-literal=a=b",
+        "--dry-run=server",
+        "-o",
+        "yaml",
+    ]);
+    assert!(
+        ok && out.contains("name: dry") && !out.contains("resourceVersion"),
+        "{out}{err}"
+    );
     let (ok, _, _) = kapi.kubectl(&["get", "configmap", "dry"]);
     assert!(!ok, "a server dry run stores nothing");
     let (ok, out, _) = kapi.kubectl(&["auth", "can-i", "create", "pods"]);

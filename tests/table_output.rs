@@ -592,7 +592,7 @@ async fn raw_watches_in_tables_and_metadata() {
     // Metadata-only watch events, including the bookmark that ends the initial events.
     let events = watch_events(
         &c,
-        "/api/v1/namespaces/tbl/configmaps?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=5",
+        "/api/v1/namespaces/tbl/configmaps?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=5&fieldSelector=metadata.name%21%3Dkube-root-ca.crt",
         "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json",
         2,
     )
@@ -615,7 +615,7 @@ async fn raw_watches_in_tables_and_metadata() {
     // Plain watchers are untouched.
     let events = watch_events(
         &c,
-        "/api/v1/namespaces/tbl/configmaps?watch=1&resourceVersion=0&timeoutSeconds=5",
+        "/api/v1/namespaces/tbl/configmaps?watch=1&resourceVersion=0&timeoutSeconds=5&fieldSelector=metadata.name%3Dsettings",
         "application/json",
         1,
     )

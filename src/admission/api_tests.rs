@@ -24,6 +24,7 @@ impl Fixture {
             crate::storage::embedded::EmbeddedStore::open(&dir.path().join("db.redb")).unwrap(),
         );
         let api = Api {
+            admission: std::sync::Arc::new(crate::admission::Chain::default()),
             caches: Caches::start(store.clone(), "/registry", 100),
             store,
             etcd_prefix: "/registry".into(),

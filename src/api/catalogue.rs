@@ -101,17 +101,42 @@ impl ResourceInfo {
     }
     /// The subresources kapi serves for this resource, in discovery order.
     pub fn subresources(&self) -> Vec<Subresource> {
-        let own = |name, verbs| Subresource { name, group: self.group, version: self.version, kind: self.kind, verbs };
+        let own = |name, verbs| Subresource {
+            name,
+            group: self.group,
+            version: self.version,
+            kind: self.kind,
+            verbs,
+        };
         let mut out = Vec::new();
         match (self.group, self.plural) {
             ("", "pods") => {
-                out.push(Subresource { name: "binding", group: "", version: "v1", kind: "Binding", verbs: &["create"] });
+                out.push(Subresource {
+                    name: "binding",
+                    group: "",
+                    version: "v1",
+                    kind: "Binding",
+                    verbs: &["create"],
+                });
                 out.push(own("ephemeralcontainers", GET_PATCH_UPDATE));
-                out.push(Subresource { name: "eviction", group: "policy", version: "v1", kind: "Eviction", verbs: &["create"] });
+                out.push(Subresource {
+                    name: "eviction",
+                    group: "policy",
+                    version: "v1",
+                    kind: "Eviction",
+                    verbs: &["create"],
+                });
             }
             ("", "namespaces") => out.push(own("finalize", &["update"])),
-            ("apps", "deployments" | "replicasets" | "statefulsets") | ("", "replicationcontrollers") => {
-                out.push(Subresource { name: "scale", group: "autoscaling", version: "v1", kind: "Scale", verbs: GET_PATCH_UPDATE });
+            ("apps", "deployments" | "replicasets" | "statefulsets")
+            | ("", "replicationcontrollers") => {
+                out.push(Subresource {
+                    name: "scale",
+                    group: "autoscaling",
+                    version: "v1",
+                    kind: "Scale",
+                    verbs: GET_PATCH_UPDATE,
+                });
             }
             _ => {}
         }
@@ -216,8 +241,16 @@ const EVENTS_V1_FIELDS: &[SelectableField] = &[
     f("involvedObject.namespace", &["regarding", "namespace"], ""),
     f("involvedObject.name", &["regarding", "name"], ""),
     f("involvedObject.uid", &["regarding", "uid"], ""),
-    f("involvedObject.apiVersion", &["regarding", "apiVersion"], ""),
-    f("involvedObject.resourceVersion", &["regarding", "resourceVersion"], ""),
+    f(
+        "involvedObject.apiVersion",
+        &["regarding", "apiVersion"],
+        "",
+    ),
+    f(
+        "involvedObject.resourceVersion",
+        &["regarding", "resourceVersion"],
+        "",
+    ),
     f("involvedObject.fieldPath", &["regarding", "fieldPath"], ""),
     f("reason", &["reason"], ""),
     f("reportingComponent", &["reportingController"], ""),
@@ -630,7 +663,17 @@ fn build() -> Vec<ResourceInfo> {
         ResourceInfo {
             fields: EVENTS_V1_FIELDS,
             conversion: Some(&EVENTS_V1_CONVERSION),
-            ..r("events.k8s.io", "events", "event", "Event", true, &["ev"], "events", false, false)
+            ..r(
+                "events.k8s.io",
+                "events",
+                "event",
+                "Event",
+                true,
+                &["ev"],
+                "events",
+                false,
+                false,
+            )
         },
         r(
             "discovery.k8s.io",

@@ -147,6 +147,8 @@ pub struct Query {
     pub force: Option<bool>,
     /// The request's User-Agent (the default field manager).
     pub user_agent: Option<String>,
+    /// Who is asking (admission plugins see it).
+    pub requester: crate::admission::AdmissionUser,
 }
 
 fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {

@@ -101,7 +101,9 @@ pub fn encode_frame(etype: &str, json: &[u8], encoding: Encoding) -> Bytes {
 pub fn proto_frame(etype: &str, json: &[u8]) -> Option<Bytes> {
     let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(json).ok()?;
     match crate::object::protobuf::encode_object(&obj) {
-        Ok(envelope) => Some(Bytes::from(crate::object::protobuf::encode_watch_frame(etype, &envelope))),
+        Ok(envelope) => Some(Bytes::from(crate::object::protobuf::encode_watch_frame(
+            etype, &envelope,
+        ))),
         Err(e) => {
             tracing::warn!(error = %e, "cannot encode a watch event as protobuf");
             None
@@ -110,7 +112,12 @@ pub fn proto_frame(etype: &str, json: &[u8]) -> Option<Bytes> {
 }
 
 impl CacheEvent {
-    pub fn new(etype: EventType, revision: i64, object: Arc<RawObject>, prev: Option<Arc<RawObject>>) -> Self {
+    pub fn new(
+        etype: EventType,
+        revision: i64,
+        object: Arc<RawObject>,
+        prev: Option<Arc<RawObject>>,
+    ) -> Self {
         let frame = frame(etype.as_str(), object.json());
         CacheEvent {
             applied_at: Instant::now(),
@@ -162,7 +169,10 @@ impl CacheEvent {
             Encoding::Json => &self.json,
             Encoding::Protobuf => &self.proto,
         };
-        frames.slot(variant).get_or_init(|| self.build(encoding, variant, filter)).clone()
+        frames
+            .slot(variant)
+            .get_or_init(|| self.build(encoding, variant, filter))
+            .clone()
     }
 
     fn build(&self, encoding: Encoding, variant: Variant, filter: &Filter) -> Option<Bytes> {

@@ -252,7 +252,12 @@ impl WatchCache {
     }
 
     /// Registers a watcher that wants frames in `encoding`.
-    pub fn start_watch_as(&self, filter: Filter, from: WatchFrom, encoding: Encoding) -> Result<WatchStart, ApiError> {
+    pub fn start_watch_as(
+        &self,
+        filter: Filter,
+        from: WatchFrom,
+        encoding: Encoding,
+    ) -> Result<WatchStart, ApiError> {
         let st = self.state.read().expect("cache lock");
         match from {
             WatchFrom::Revision(n) => {
@@ -290,7 +295,12 @@ impl WatchCache {
     }
 
     /// Frames of ring events after `after` for `filter`; None if `after` fell out of the ring.
-    pub fn events_since(&self, after: i64, filter: &Filter, encoding: Encoding) -> Option<Vec<Delivery>> {
+    pub fn events_since(
+        &self,
+        after: i64,
+        filter: &Filter,
+        encoding: Encoding,
+    ) -> Option<Vec<Delivery>> {
         let st = self.state.read().expect("cache lock");
         (after >= st.floor).then(|| ring_after(&st.ring, after, filter, encoding))
     }
@@ -329,7 +339,11 @@ impl WatchCache {
     async fn initialize(&self) -> Result<(i64, i64), StoreError> {
         let current = self.store.current_revision().await?;
         // Views are fed by their source's live events, so they cannot refill history.
-        let base = if self.source.is_some() { current } else { (current - self.history as i64).max(1) };
+        let base = if self.source.is_some() {
+            current
+        } else {
+            (current - self.history as i64).max(1)
+        };
         let (objects, base) = match self.list_all(base).await {
             Ok(m) => (m, base),
             Err(StoreError::Compacted { .. }) | Err(StoreError::FutureRevision) => {
@@ -442,7 +456,9 @@ impl WatchCache {
                         self.metrics.events_received.increment(events.len() as u64);
                         let applied = self.apply(events);
                         self.watchers.dispatch(&applied);
-                        self.metrics.events_dispatched.increment(applied.len() as u64);
+                        self.metrics
+                            .events_dispatched
+                            .increment(applied.len() as u64);
                         self.publish();
                         resume = Some(self.revision());
                     }
@@ -524,7 +540,9 @@ impl WatchCache {
                     st.floor = old.revision;
                 }
             }
-            self.metrics.watch_event_sizes.record(cache_event.frame().len() as f64);
+            self.metrics
+                .watch_event_sizes
+                .record(cache_event.frame().len() as f64);
             out.push(cache_event);
         }
         out
@@ -533,13 +551,18 @@ impl WatchCache {
 
 /// A view cache's input: its source's relayed messages. Falling behind ends the stream, and
 /// the view re-initialises.
-fn relay_stream(rx: tokio::sync::broadcast::Receiver<WatchMessage>) -> futures::stream::BoxStream<'static, Result<WatchMessage, StoreError>> {
+fn relay_stream(
+    rx: tokio::sync::broadcast::Receiver<WatchMessage>,
+) -> futures::stream::BoxStream<'static, Result<WatchMessage, StoreError>> {
     futures::stream::unfold(rx, |mut rx| async move {
         match rx.recv().await {
             Ok(m) => Some((Ok(m), rx)),
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                Some((Err(StoreError::Unavailable(format!("view cache lagged {n} messages behind its source"))), rx))
-            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Some((
+                Err(StoreError::Unavailable(format!(
+                    "view cache lagged {n} messages behind its source"
+                ))),
+                rx,
+            )),
             Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
         }
     })
@@ -554,11 +577,20 @@ fn deleted_event(res: &ResourceInfo, old: &Arc<RawObject>, rev: i64) -> CacheEve
     CacheEvent::new(EventType::Deleted, rev, obj, None)
 }
 
-fn ring_after(ring: &VecDeque<Arc<CacheEvent>>, after: i64, filter: &Filter, encoding: Encoding) -> Vec<Delivery> {
+fn ring_after(
+    ring: &VecDeque<Arc<CacheEvent>>,
+    after: i64,
+    filter: &Filter,
+    encoding: Encoding,
+) -> Vec<Delivery> {
     let start = ring.partition_point(|e| e.revision <= after);
     ring.range(start..)
         .filter_map(|e| {
-            e.frame_as(filter, encoding).map(|frame| Delivery { revision: e.revision, frame, at: e.applied_at })
+            e.frame_as(filter, encoding).map(|frame| Delivery {
+                revision: e.revision,
+                frame,
+                at: e.applied_at,
+            })
         })
         .collect()
 }
@@ -573,9 +605,16 @@ impl Caches {
         let mut by_resource = std::collections::HashMap::new();
         let all = crate::api::catalogue::all();
         // Storage owners first, then the views that read through them.
-        for res in all.iter().filter(|r| r.conversion.is_none()).chain(all.iter().filter(|r| r.conversion.is_some())) {
+        for res in all
+            .iter()
+            .filter(|r| r.conversion.is_none())
+            .chain(all.iter().filter(|r| r.conversion.is_some()))
+        {
             let source = res.conversion.map(|c| {
-                by_resource.get(&c.storage_resource).cloned().expect("a view's storage resource is served")
+                by_resource
+                    .get(&c.storage_resource)
+                    .cloned()
+                    .expect("a view's storage resource is served")
             });
             let cache = WatchCache::new(res, etcd_prefix, store.clone(), history, source);
             cache.start();
@@ -601,7 +640,12 @@ pub fn bookmark_frame(res: &ResourceInfo, revision: i64, initial_events_end: boo
     bookmark_frame_as(res, revision, initial_events_end, Encoding::Json)
 }
 
-pub fn bookmark_frame_as(res: &ResourceInfo, revision: i64, initial_events_end: bool, encoding: Encoding) -> Bytes {
+pub fn bookmark_frame_as(
+    res: &ResourceInfo,
+    revision: i64,
+    initial_events_end: bool,
+    encoding: Encoding,
+) -> Bytes {
     let annotations = if initial_events_end {
         r#","annotations":{"k8s.io/initial-events-end":"true"}"#
     } else {

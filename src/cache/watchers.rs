@@ -59,11 +59,19 @@ enum Slot {
 
 fn slot(filter: &Filter) -> Slot {
     if filter.res.plural == "pods" {
-        if let Some(node) = filter.fields.exact("spec.nodeName").or_else(|| filter.fields.exact("spec.host")) {
+        if let Some(node) = filter
+            .fields
+            .exact("spec.nodeName")
+            .or_else(|| filter.fields.exact("spec.host"))
+        {
             return Slot::Node(node.into());
         }
     }
-    match filter.namespace.as_deref().or_else(|| filter.fields.exact("metadata.namespace")) {
+    match filter
+        .namespace
+        .as_deref()
+        .or_else(|| filter.fields.exact("metadata.namespace"))
+    {
         Some(ns) => Slot::Namespace(ns.into()),
         None => Slot::Unindexed,
     }
@@ -109,7 +117,11 @@ impl Watchers {
     }
 }
 
-fn remove_from(map: &mut HashMap<Box<str>, Bucket>, key: &str, id: u64) -> Option<Arc<WatcherShared>> {
+fn remove_from(
+    map: &mut HashMap<Box<str>, Bucket>,
+    key: &str,
+    id: u64,
+) -> Option<Arc<WatcherShared>> {
     let bucket = map.get_mut(key)?;
     let removed = bucket.remove(&id);
     if bucket.is_empty() {
@@ -132,19 +144,33 @@ impl Default for WatcherRegistry {
 
 impl WatcherRegistry {
     pub fn new(registered: Gauge, stalls: Counter) -> Self {
-        WatcherRegistry { inner: Mutex::new(Watchers::default()), registered, stalls }
+        WatcherRegistry {
+            inner: Mutex::new(Watchers::default()),
+            registered,
+            stalls,
+        }
     }
 
     pub fn register(&self, filter: Filter) -> (Arc<WatcherShared>, mpsc::Receiver<Delivery>) {
         self.register_with(filter, Encoding::Json)
     }
 
-    pub fn register_with(&self, filter: Filter, encoding: Encoding) -> (Arc<WatcherShared>, mpsc::Receiver<Delivery>) {
+    pub fn register_with(
+        &self,
+        filter: Filter,
+        encoding: Encoding,
+    ) -> (Arc<WatcherShared>, mpsc::Receiver<Delivery>) {
         let (tx, rx) = mpsc::channel(WATCHER_QUEUE);
         let slot = slot(&filter);
         let mut w = self.inner.lock().expect("watchers lock");
         w.next_id += 1;
-        let shared = Arc::new(WatcherShared { id: w.next_id, filter, encoding, tx, stalled: AtomicBool::new(false) });
+        let shared = Arc::new(WatcherShared {
+            id: w.next_id,
+            filter,
+            encoding,
+            tx,
+            stalled: AtomicBool::new(false),
+        });
         if matches!(slot, Slot::Node(_)) {
             w.node_res = Some(shared.filter.res);
         }
@@ -190,8 +216,14 @@ impl WatcherRegistry {
                     if watcher.stalled.load(Ordering::SeqCst) {
                         continue;
                     }
-                    let Some(frame) = ev.frame_as(&watcher.filter, watcher.encoding) else { continue };
-                    let delivery = Delivery { revision: ev.revision, frame, at: ev.applied_at };
+                    let Some(frame) = ev.frame_as(&watcher.filter, watcher.encoding) else {
+                        continue;
+                    };
+                    let delivery = Delivery {
+                        revision: ev.revision,
+                        frame,
+                        at: ev.applied_at,
+                    };
                     match watcher.tx.try_send(delivery) {
                         Ok(()) => {}
                         Err(mpsc::error::TrySendError::Full(_)) => {
@@ -228,13 +260,28 @@ mod tests {
 
     fn pod(name: &str, ns: &str, node: &str, rv: i64) -> Arc<RawObject> {
         let pods = lookup("", "v1", "pods").unwrap();
-        let v = format!(r#"{{"metadata":{{"name":"{name}","namespace":"{ns}"}},"spec":{{"nodeName":"{node}"}}}}"#);
-        Arc::new(RawObject::from_stored(pods, &format!("/registry/pods/{ns}/{name}"), v.as_bytes(), rv, rv).unwrap())
+        let v = format!(
+            r#"{{"metadata":{{"name":"{name}","namespace":"{ns}"}},"spec":{{"nodeName":"{node}"}}}}"#
+        );
+        Arc::new(
+            RawObject::from_stored(
+                pods,
+                &format!("/registry/pods/{ns}/{name}"),
+                v.as_bytes(),
+                rv,
+                rv,
+            )
+            .unwrap(),
+        )
     }
 
     fn filter(ns: Option<&str>, fields: &str) -> Filter {
         let pods = lookup("", "v1", "pods").unwrap();
-        let fs = if fields.is_empty() { FieldSelector::default() } else { FieldSelector::parse(fields).unwrap() };
+        let fs = if fields.is_empty() {
+            FieldSelector::default()
+        } else {
+            FieldSelector::parse(fields).unwrap()
+        };
         Filter::new(pods, ns.map(str::to_string), LabelSelector::default(), fs)
     }
 
@@ -242,7 +289,11 @@ mod tests {
         let mut out = Vec::new();
         while let Ok(d) = rx.try_recv() {
             let v: serde_json::Value = serde_json::from_slice(&d.frame).unwrap();
-            out.push(format!("{} {}", v["type"].as_str().unwrap(), v["object"]["metadata"]["name"].as_str().unwrap()));
+            out.push(format!(
+                "{} {}",
+                v["type"].as_str().unwrap(),
+                v["object"]["metadata"]["name"].as_str().unwrap()
+            ));
         }
         out
     }
@@ -263,10 +314,16 @@ mod tests {
             Arc::new(CacheEvent::new(EventType::Added, 4, other, None)),
         ];
         reg.dispatch(&events);
-        assert_eq!(drain(&mut rx_n1), vec!["ADDED p1", "DELETED p1", "ADDED p2"]);
+        assert_eq!(
+            drain(&mut rx_n1),
+            vec!["ADDED p1", "DELETED p1", "ADDED p2"]
+        );
         assert_eq!(drain(&mut rx_n2), vec!["ADDED p1"]);
         assert_eq!(drain(&mut rx_ns), vec!["ADDED p1", "MODIFIED p1"]);
-        assert_eq!(drain(&mut rx_all), vec!["ADDED p1", "MODIFIED p1", "ADDED p2"]);
+        assert_eq!(
+            drain(&mut rx_all),
+            vec!["ADDED p1", "MODIFIED p1", "ADDED p2"]
+        );
         assert_eq!(reg.len(), 4);
     }
 
@@ -276,7 +333,12 @@ mod tests {
         let (slow, _rx_slow) = reg.register(filter(None, ""));
         let (fast, mut rx_fast) = reg.register(filter(None, ""));
         for i in 0..(WATCHER_QUEUE as i64 + 10) {
-            let ev = Arc::new(CacheEvent::new(EventType::Added, i + 1, pod(&format!("p{i}"), "a", "n", i + 1), None));
+            let ev = Arc::new(CacheEvent::new(
+                EventType::Added,
+                i + 1,
+                pod(&format!("p{i}"), "a", "n", i + 1),
+                None,
+            ));
             reg.dispatch(&[ev]);
             while rx_fast.try_recv().is_ok() {}
         }

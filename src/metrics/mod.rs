@@ -12,15 +12,19 @@ use std::sync::OnceLock;
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 const REQUEST_BUCKETS: &[f64] = &[
-    0.005, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0,
-    15.0, 20.0, 30.0, 45.0, 60.0,
+    0.005, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0,
+    5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
 ];
-const EVENT_SIZE_BUCKETS: &[f64] = &[1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0, 65536.0, 131072.0];
+const EVENT_SIZE_BUCKETS: &[f64] = &[
+    1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0, 65536.0, 131072.0,
+];
 const ETCD_BUCKETS: &[f64] = &[
-    0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 45.0,
-    60.0,
+    0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0,
+    10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
 ];
-const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 
 /// Installs the global recorder (once per process) and returns the handle that renders it.
 pub fn install() -> anyhow::Result<&'static PrometheusHandle> {
@@ -28,10 +32,22 @@ pub fn install() -> anyhow::Result<&'static PrometheusHandle> {
         return Ok(h);
     }
     let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Full("apiserver_request_duration_seconds".into()), REQUEST_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Full("apiserver_watch_events_sizes".into()), EVENT_SIZE_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Full("etcd_request_duration_seconds".into()), ETCD_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Prefix("kapi_watch_delivery".into()), LATENCY_BUCKETS)?
+        .set_buckets_for_metric(
+            Matcher::Full("apiserver_request_duration_seconds".into()),
+            REQUEST_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full("apiserver_watch_events_sizes".into()),
+            EVENT_SIZE_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full("etcd_request_duration_seconds".into()),
+            ETCD_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Prefix("kapi_watch_delivery".into()),
+            LATENCY_BUCKETS,
+        )?
         .install_recorder()?;
     describe();
     Ok(HANDLE.get_or_init(|| handle))
@@ -47,7 +63,13 @@ pub fn render() -> String {
 fn record_process() {
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
         let kb = |key: &str| -> Option<f64> {
-            status.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
+            status
+                .lines()
+                .find(|l| l.starts_with(key))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
         };
         if let Some(rss) = kb("VmRSS:") {
             gauge!("process_resident_memory_bytes").set(rss * 1024.0);
@@ -60,7 +82,10 @@ fn record_process() {
         // Fields after the parenthesised command: utime and stime are the 12th and 13th.
         if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
             let f: Vec<&str> = rest.split_whitespace().collect();
-            if let (Some(u), Some(s)) = (f.get(11).and_then(|v| v.parse::<f64>().ok()), f.get(12).and_then(|v| v.parse::<f64>().ok())) {
+            if let (Some(u), Some(s)) = (
+                f.get(11).and_then(|v| v.parse::<f64>().ok()),
+                f.get(12).and_then(|v| v.parse::<f64>().ok()),
+            ) {
                 // Clock ticks are 100 per second on Linux.
                 // Exported as a gauge: the facade's counters are integers.
                 gauge!("process_cpu_seconds_total").set((u + s) / 100.0);
@@ -75,23 +100,69 @@ fn describe() {
     describe_histogram!("apiserver_request_duration_seconds", Unit::Seconds, "Response latency distribution in seconds for each verb, dry run value, group, version, resource, subresource, scope and component.");
     describe_gauge!("apiserver_longrunning_requests", "Gauge of all active long-running apiserver requests broken out by verb, group, version, resource, scope and component.");
     describe_gauge!("apiserver_current_inflight_requests", "Maximal number of currently used inflight request limit of this apiserver per request kind in last second.");
-    describe_gauge!("apiserver_registered_watchers", "Number of currently registered watchers for a given resources");
-    describe_counter!("apiserver_watch_events_total", "Number of events sent in watch clients");
-    describe_histogram!("apiserver_watch_events_sizes", "Watch event size distribution in bytes");
-    describe_counter!("apiserver_watch_cache_events_dispatched_total", "Counter of events dispatched in watch cache broken by resource type.");
-    describe_counter!("apiserver_watch_cache_events_received_total", "Counter of events received in watch cache broken by resource type.");
-    describe_gauge!("apiserver_watch_cache_resource_version", "Current resource version of watch cache broken by resource type.");
-    describe_counter!("apiserver_terminated_watchers_total", "Counter of watchers closed due to unresponsiveness broken by resource type.");
-    describe_counter!("apiserver_watch_cache_initializations_total", "Counter of watch cache initializations broken by resource type.");
-    describe_gauge!("apiserver_storage_objects", "Number of stored objects at the time of last check split by kind.");
-    describe_gauge!("apiserver_resource_objects", "Number of stored objects at the time of last check split by kind.");
-    describe_histogram!("etcd_request_duration_seconds", Unit::Seconds, "Etcd request latency in seconds for each operation and object type.");
-    describe_counter!("etcd_requests_total", "Etcd request counts for each operation and object type.");
-    describe_counter!("etcd_request_errors_total", "Etcd failed request counts for each operation and object type.");
-    describe_gauge!("kapi_store_revision", "The store's current revision as last seen by kapi.");
+    describe_gauge!(
+        "apiserver_registered_watchers",
+        "Number of currently registered watchers for a given resources"
+    );
+    describe_counter!(
+        "apiserver_watch_events_total",
+        "Number of events sent in watch clients"
+    );
+    describe_histogram!(
+        "apiserver_watch_events_sizes",
+        "Watch event size distribution in bytes"
+    );
+    describe_counter!(
+        "apiserver_watch_cache_events_dispatched_total",
+        "Counter of events dispatched in watch cache broken by resource type."
+    );
+    describe_counter!(
+        "apiserver_watch_cache_events_received_total",
+        "Counter of events received in watch cache broken by resource type."
+    );
+    describe_gauge!(
+        "apiserver_watch_cache_resource_version",
+        "Current resource version of watch cache broken by resource type."
+    );
+    describe_counter!(
+        "apiserver_terminated_watchers_total",
+        "Counter of watchers closed due to unresponsiveness broken by resource type."
+    );
+    describe_counter!(
+        "apiserver_watch_cache_initializations_total",
+        "Counter of watch cache initializations broken by resource type."
+    );
+    describe_gauge!(
+        "apiserver_storage_objects",
+        "Number of stored objects at the time of last check split by kind."
+    );
+    describe_gauge!(
+        "apiserver_resource_objects",
+        "Number of stored objects at the time of last check split by kind."
+    );
+    describe_histogram!(
+        "etcd_request_duration_seconds",
+        Unit::Seconds,
+        "Etcd request latency in seconds for each operation and object type."
+    );
+    describe_counter!(
+        "etcd_requests_total",
+        "Etcd request counts for each operation and object type."
+    );
+    describe_counter!(
+        "etcd_request_errors_total",
+        "Etcd failed request counts for each operation and object type."
+    );
+    describe_gauge!(
+        "kapi_store_revision",
+        "The store's current revision as last seen by kapi."
+    );
     describe_counter!("kapi_watch_stalls_total", "Watchers whose queue filled up and that were switched to catching up from the history ring.");
     describe_histogram!("kapi_watch_delivery_latency_seconds", Unit::Seconds, "Sampled time from an event entering the watch cache to its frame being handed to the connection.");
-    describe_gauge!("kapi_watch_queue_depth", "Sampled depth of watcher queues when a frame is written.");
+    describe_gauge!(
+        "kapi_watch_queue_depth",
+        "Sampled depth of watcher queues when a frame is written."
+    );
 }
 
 /// Per-resource handles used by the watch cache and watch streams.
@@ -147,7 +218,14 @@ impl RequestLabels {
     fn base(&self) -> Vec<(&'static str, String)> {
         vec![
             ("verb", self.verb.to_string()),
-            ("dry_run", if self.dry_run { "All".into() } else { String::new() }),
+            (
+                "dry_run",
+                if self.dry_run {
+                    "All".into()
+                } else {
+                    String::new()
+                },
+            ),
             ("group", self.group.to_string()),
             ("version", self.version.to_string()),
             ("resource", self.resource.to_string()),
@@ -167,7 +245,11 @@ impl RequestLabels {
 
     /// The long-running gauge for this request (watches).
     pub fn longrunning(&self) -> Gauge {
-        let labels: Vec<(&'static str, String)> = self.base().into_iter().filter(|(k, _)| *k != "dry_run").collect();
+        let labels: Vec<(&'static str, String)> = self
+            .base()
+            .into_iter()
+            .filter(|(k, _)| *k != "dry_run")
+            .collect();
         gauge!("apiserver_longrunning_requests", &labels)
     }
 }
@@ -178,8 +260,18 @@ pub fn inflight(mutating: bool) -> Gauge {
 }
 
 /// Store request metrics, labelled by operation and the resource the key belongs to.
-pub fn store_request(operation: &'static str, group: &'static str, resource: &'static str, seconds: f64, ok: bool) {
-    let labels = [("operation", operation), ("group", group), ("resource", resource)];
+pub fn store_request(
+    operation: &'static str,
+    group: &'static str,
+    resource: &'static str,
+    seconds: f64,
+    ok: bool,
+) {
+    let labels = [
+        ("operation", operation),
+        ("group", group),
+        ("resource", resource),
+    ];
     histogram!("etcd_request_duration_seconds", &labels).record(seconds);
     counter!("etcd_requests_total", &labels).increment(1);
     if !ok {

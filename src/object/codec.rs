@@ -53,8 +53,11 @@ pub fn decode_body(
 /// A protobuf body (`k8s\0` + runtime.Unknown). Go clients write every non-pointer field, so
 /// zero-valued ObjectMeta fields, which JSON clients omit, are dropped to give the same object.
 fn decode_protobuf(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    let (_, _, mut obj) = super::protobuf::decode_object(body)
-        .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded as protobuf: {e}")))?;
+    let (_, _, mut obj) = super::protobuf::decode_object(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body of the request could not be decoded as protobuf: {e}"
+        ))
+    })?;
     if let Some(Value::Object(m)) = obj.get_mut("metadata") {
         m.retain(|_, v| match v {
             Value::Null => false,
@@ -248,7 +251,10 @@ mod tests {
             400
         );
         assert_eq!(decode_body(Some(PROTOBUF), b"k8s\0").unwrap_err().code, 400);
-        assert_eq!(decode_body(Some("application/cbor"), b"").unwrap_err().code, 415);
+        assert_eq!(
+            decode_body(Some("application/cbor"), b"").unwrap_err().code,
+            415
+        );
         let m = decode_body(
             Some("application/yaml"),
             b"kind: Pod\nmetadata:\n  name: a\n",

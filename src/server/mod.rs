@@ -136,8 +136,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         )?;
     }
 
+    let admission =
+        Arc::new(crate::admission::Chain::from_config(&cfg).context("configuring admission")?);
     let caches = Caches::start(store.clone(), &cfg.etcd_prefix, cfg.watch_cache_history);
     let api = Arc::new(Api {
+        admission: admission.clone(),
         store,
         caches,
         etcd_prefix: cfg.etcd_prefix.trim_end_matches('/').to_string(),
@@ -166,6 +169,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tokio::spawn(crate::controllers::bootstrap_rbac::run_aggregation(
         api.clone(),
     ));
+    // What kube-controller-manager would do and clients expect: default service accounts and
+    // kube-root-ca.crt in every namespace, and ResourceQuota usage.
+    crate::admission::service_account::spawn_controller(
+        api.clone(),
+        Some(generated.ca_pem.clone()),
+        Duration::from_secs(60),
+    );
+    if admission.enabled().iter().any(|p| *p == "ResourceQuota") {
+        crate::admission::resource_quota::spawn_controller(api.clone(), Duration::from_secs(30));
+    }
 
     let security = Arc::new(
         crate::auth::Security::from_config(&cfg, api.clone())

@@ -248,6 +248,7 @@ impl Router {
             query.as_deref(),
             &parts.headers,
             body,
+            user,
         )
         .await
     }

@@ -16,7 +16,10 @@ pub struct Metered<S> {
 
 impl<S: Store> Metered<S> {
     pub fn new(inner: S, etcd_prefix: &str) -> Self {
-        Metered { inner, prefix: format!("{}/", etcd_prefix.trim_end_matches('/')) }
+        Metered {
+            inner,
+            prefix: format!("{}/", etcd_prefix.trim_end_matches('/')),
+        }
     }
 
     /// (group, resource) owning `key`, or ("", "") for keys outside the catalogue.
@@ -25,7 +28,10 @@ impl<S: Store> Metered<S> {
         catalogue::all()
             .iter()
             .filter(|r| r.conversion.is_none())
-            .filter(|r| rest.starts_with(r.storage_prefix) && rest[r.storage_prefix.len()..].starts_with('/'))
+            .filter(|r| {
+                rest.starts_with(r.storage_prefix)
+                    && rest[r.storage_prefix.len()..].starts_with('/')
+            })
             .max_by_key(|r| r.storage_prefix.len())
             .map(|r| (r.group, r.plural))
             .unwrap_or(("", ""))
@@ -46,14 +52,25 @@ impl<S: Store> Store for Metered<S> {
         r
     }
 
-    async fn range(&self, prefix: &str, start: Option<&str>, limit: i64, revision: Revision) -> StoreResult<RangeResult> {
+    async fn range(
+        &self,
+        prefix: &str,
+        start: Option<&str>,
+        limit: i64,
+        revision: Revision,
+    ) -> StoreResult<RangeResult> {
         let t = Instant::now();
         let r = self.inner.range(prefix, start, limit, revision).await;
         self.record("list", prefix, t, &r);
         r
     }
 
-    async fn count(&self, prefix: &str, revision: Revision, min_mod_revision: Revision) -> StoreResult<i64> {
+    async fn count(
+        &self,
+        prefix: &str,
+        revision: Revision,
+        min_mod_revision: Revision,
+    ) -> StoreResult<i64> {
         let t = Instant::now();
         let r = self.inner.count(prefix, revision, min_mod_revision).await;
         self.record("listWithCount", prefix, t, &r);
@@ -81,7 +98,11 @@ impl<S: Store> Store for Metered<S> {
         r
     }
 
-    async fn watch(&self, prefix: &str, from: Revision) -> StoreResult<BoxStream<'static, StoreResult<WatchMessage>>> {
+    async fn watch(
+        &self,
+        prefix: &str,
+        from: Revision,
+    ) -> StoreResult<BoxStream<'static, StoreResult<WatchMessage>>> {
         self.inner.watch(prefix, from).await
     }
 

@@ -7,8 +7,8 @@
 
 pub mod embedded;
 pub mod encrypted;
-pub mod metered;
 pub mod etcd;
+pub mod metered;
 
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -129,7 +129,12 @@ impl WatchBody {
             self.initial = None;
             if let Some(rev) = self.initial_end.take() {
                 self.last_bookmark = rev;
-                return Some(bookmark_frame_as(self.cache.res, rev, true, self.shared.encoding));
+                return Some(bookmark_frame_as(
+                    self.cache.res,
+                    rev,
+                    true,
+                    self.shared.encoding,
+                ));
             }
         }
         found
@@ -211,7 +216,11 @@ impl Body for WatchBody {
             if this.shared.stalled.load(Ordering::SeqCst) {
                 // Drained: resume from the ring, or end if it has moved past us.
                 this.shared.stalled.store(false, Ordering::SeqCst);
-                match this.cache.events_since(this.last_rv, &this.shared.filter, this.shared.encoding) {
+                match this.cache.events_since(
+                    this.last_rv,
+                    &this.shared.filter,
+                    this.shared.encoding,
+                ) {
                     Some(frames) => {
                         this.pending.extend(frames);
                         continue;

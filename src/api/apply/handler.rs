@@ -489,6 +489,7 @@ mod tests {
             crate::storage::embedded::EmbeddedStore::open(&dir.path().join("db.redb")).unwrap(),
         );
         let api = Api {
+            admission: std::sync::Arc::new(crate::admission::Chain::default()),
             caches: Caches::start(store.clone(), "/registry", 100),
             store: store.clone(),
             etcd_prefix: "/registry".into(),

@@ -90,6 +90,7 @@ pub async fn delete(
         &name,
         &opts,
         dry_run,
+        &q.requester,
     )
     .await?;
     Ok(object_response(code, format, json))
@@ -103,6 +104,7 @@ async fn delete_one(
     name: &str,
     opts: &DeleteOptions,
     dry_run: bool,
+    requester: &crate::admission::AdmissionUser,
 ) -> Result<(u16, Bytes), ApiError> {
     let key = api.key(res, ns, name);
     loop {
@@ -138,6 +140,16 @@ async fn delete_one(
             }
         }
         let mut obj = current.to_map();
+        let mut attrs = crate::admission::Attributes::new(
+            crate::admission::Operation::Delete,
+            res,
+            ns,
+            name,
+            requester.clone(),
+        )
+        .with_dry_run(dry_run)
+        .with_old_object(obj.clone());
+        api.admission.admit(api, &mut attrs).await?;
         let already_deleting = meta(&obj).is_some_and(|m| m.contains_key("deletionTimestamp"));
 
         // Namespaces are finalized: mark Terminating; the namespace finalizer empties and removes it.
@@ -264,7 +276,7 @@ pub async fn delete_collection(
     let mut deleted = Vec::new();
     for obj in &page.items {
         let ns = (!obj.namespace.is_empty()).then_some(&*obj.namespace);
-        match delete_one(api, res, ns, &obj.name, &opts, dry_run).await {
+        match delete_one(api, res, ns, &obj.name, &opts, dry_run, &q.requester).await {
             Ok(_) => deleted.push(obj.clone()),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),

@@ -32,6 +32,8 @@ pub struct Api {
     pub namespace_deleted: Arc<Notify>,
     /// `--min-request-timeout` in seconds (watch timeouts are random in [t, 2t)).
     pub min_request_timeout: u64,
+    /// The admission chain (mutating, then validating) every write passes.
+    pub admission: Arc<crate::admission::Chain>,
 }
 
 impl Api {
@@ -258,9 +260,10 @@ pub fn object_response(code: u16, format: Format, json: Bytes) -> Resp {
             None => json_response(code, json),
         },
         Format::Protobuf => {
-            let encoded = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&json)
-                .map_err(|e| e.to_string())
-                .and_then(|m| crate::object::protobuf::encode_object(&m));
+            let encoded =
+                serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&json)
+                    .map_err(|e| e.to_string())
+                    .and_then(|m| crate::object::protobuf::encode_object(&m));
             match encoded {
                 Ok(pb) => {
                     let mut r = json_response(code, pb);
@@ -291,6 +294,7 @@ pub async fn handle(
     raw_query: Option<&str>,
     headers: &HeaderMap,
     body: Bytes,
+    user: &crate::auth::authn::UserInfo,
 ) -> Resp {
     let started = std::time::Instant::now();
     let query = match Query::parse(raw_query) {
@@ -299,6 +303,7 @@ pub async fn handle(
                 .get(http::header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
+            q.requester = crate::admission::AdmissionUser::from(user);
             q
         }
         Err(e) => return error_response(&e),
@@ -327,7 +332,12 @@ pub async fn handle(
     resp
 }
 
-fn request_labels(verb: Verb, path: &ResourcePath, q: &Query, headers: &HeaderMap) -> crate::metrics::RequestLabels {
+fn request_labels(
+    verb: Verb,
+    path: &ResourcePath,
+    q: &Query,
+    headers: &HeaderMap,
+) -> crate::metrics::RequestLabels {
     let is_apply = verb == Verb::Patch
         && headers
             .get(http::header::CONTENT_TYPE)
@@ -427,7 +437,8 @@ async fn dispatch(
             "binding" => return subresources::binding(api, &path, headers, body).await,
             "eviction" => return subresources::eviction(api, &path, &query, body).await,
             "ephemeralcontainers" => {
-                return subresources::ephemeral_containers(api, &path, verb, headers, body, format).await
+                return subresources::ephemeral_containers(api, &path, verb, headers, body, format)
+                    .await
             }
             _ => {}
         }

@@ -128,7 +128,10 @@ pub async fn watch(
         Encoding::Json => "application/json",
         Encoding::Protobuf => "application/vnd.kubernetes.protobuf;stream=watch",
     };
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
     resp.headers_mut().insert(
         http::header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache, private"),

@@ -1,6 +1,7 @@
 //! create, update (PUT) and patch: decode → metadata rules → validation → CAS write.
 
 use super::{error_response, object_response, parse_rv, store_error, Api, Format, Resp};
+use crate::admission::{Attributes, Operation};
 use crate::api::catalogue::{NameRule, ResourceInfo};
 use crate::api::patch::{fields, strategic, SchemaRef};
 use crate::api::request::{Query, ResourcePath};
@@ -293,23 +294,52 @@ async fn create_object(
             Value::String(validation::generate_name(&generate)),
         );
     }
+    // Mutating admission sees the object first, validating admission the final one
+    // (NamespaceLifecycle answers for missing and terminating namespaces).
+    let mut attrs = Attributes::new(
+        Operation::Create,
+        res,
+        ns.as_deref(),
+        meta_str(&obj, "name").unwrap_or(""),
+        q.requester.clone(),
+    )
+    .with_dry_run(q.is_dry_run())
+    .with_object(obj);
+    let mut warnings = api.admission.mutate(api, &mut attrs).await?;
+    let mut obj = attrs.object.take().unwrap_or_default();
+    check_type_meta(res, &mut obj)?;
     let causes = validate_meta(res, &obj, true);
     if !causes.is_empty() {
         let shown = if generated { "" } else { name.as_str() };
         return Err(ApiError::invalid(res, shown, causes));
     }
-    if let Some(ns) = ns.as_deref() {
-        check_namespace(api, res, ns, meta_str(&obj, "name").unwrap_or("")).await?;
-    }
     prepare_for_create(res, &mut obj);
     let manager = field_manager(q)?;
     crate::api::apply::track_update(None, &mut obj, &manager, "Update", "", &now_rfc3339());
+    attrs.object = Some(obj.clone());
+    warnings.extend(api.admission.validate(api, &attrs).await?);
+    let result = store_create(api, res, ns, obj, generated, &generate, q, format).await;
+    with_warnings(result, &warnings)
+}
+
+/// Writes a prepared object, retrying generated names that are taken.
+#[allow(clippy::too_many_arguments)]
+async fn store_create(
+    api: &Api,
+    res: &'static ResourceInfo,
+    ns: Option<String>,
+    mut obj: Map<String, Value>,
+    generated: bool,
+    generate: &str,
+    q: &Query,
+    format: Format,
+) -> Result<Resp, ApiError> {
     let attempts = if generated { GENERATE_NAME_ATTEMPTS } else { 1 };
     for attempt in 0..attempts {
         if generated && attempt > 0 {
             meta_mut(&mut obj).insert(
                 "name".into(),
-                Value::String(validation::generate_name(&generate)),
+                Value::String(validation::generate_name(generate)),
             );
         }
         let name = meta_str(&obj, "name").unwrap_or("").to_string();
@@ -433,7 +463,10 @@ pub async fn patch(
         MERGE_PATCH => PatchType::Merge,
         STRATEGIC_PATCH if typed => PatchType::Strategic,
         APPLY_PATCH_YAML => {
-            return crate::api::apply::handler::apply_patch(api, path, q, headers, body, format, q.force).await;
+            return crate::api::apply::handler::apply_patch(
+                api, path, q, headers, body, format, q.force,
+            )
+            .await;
         }
         APPLY_PATCH_CBOR => return Err(ApiError::unsupported_media_type(accepted)),
         _ => return Err(ApiError::unsupported_media_type(accepted)),
@@ -763,12 +796,25 @@ where
         };
         let current = RawObject::from_kv(res, &kv).map_err(ApiError::internal)?;
         let old = current.to_map();
-        let (mut new, precondition) = make(&old)?;
+        let (new, precondition) = make(&old)?;
         if let Some(p) = precondition {
             if p != kv.mod_revision {
                 return Err(ApiError::modified_conflict(res, &name));
             }
         }
+        let mut attrs = Attributes::new(
+            Operation::Update,
+            res,
+            path.namespace.as_deref(),
+            &name,
+            q.requester.clone(),
+        )
+        .with_subresource(path.subresource.as_deref())
+        .with_dry_run(q.is_dry_run())
+        .with_old_object(old.clone())
+        .with_object(new);
+        let mut warnings = api.admission.mutate(api, &mut attrs).await?;
+        let mut new = attrs.object.take().unwrap_or_default();
         prepare_for_update(res, path.subresource.as_deref(), &old, &mut new, &name)?;
         crate::api::apply::track_update(
             Some(&old),
@@ -782,6 +828,8 @@ where
         if !causes.is_empty() {
             return Err(ApiError::invalid(res, &name, causes));
         }
+        attrs.object = Some(new.clone());
+        warnings.extend(api.admission.validate(api, &attrs).await?);
         let deleting = meta(&new).is_some_and(|m| m.contains_key("deletionTimestamp"));
         let finalizers_empty = meta(&new)
             .and_then(|m| m.get("finalizers"))
@@ -790,11 +838,14 @@ where
         let stored = codec::stored(res, &new);
         if stored == kv.value {
             // A no-op update is not written and fires no event.
-            return Ok(object_response(200, format, current.json().clone()));
+            return with_warnings(
+                Ok(object_response(200, format, current.json().clone())),
+                &warnings,
+            );
         }
         if q.is_dry_run() {
             let enc = codec::served(res, &new, Some(kv.mod_revision));
-            return Ok(object_response(200, format, enc));
+            return with_warnings(Ok(object_response(200, format, enc)), &warnings);
         }
         let result = if deleting && finalizers_empty {
             // The last finalizer is gone: the object is deleted (ShouldDeleteDuringUpdate).
@@ -805,7 +856,7 @@ where
         match result {
             Ok(rev) => {
                 let enc = codec::served(res, &new, Some(rev));
-                return Ok(object_response(200, format, enc));
+                return with_warnings(Ok(object_response(200, format, enc)), &warnings);
             }
             Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound)
                 if precondition.is_none() =>
@@ -946,5 +997,8 @@ fn field_manager(q: &Query) -> Result<String, ApiError> {
     if let Some(fm) = q.field_manager.as_deref() {
         crate::api::apply::validate_field_manager("UpdateOptions", Some(fm))?;
     }
-    Ok(crate::api::apply::manager_or_user_agent(q.field_manager.as_deref(), q.user_agent.as_deref()))
+    Ok(crate::api::apply::manager_or_user_agent(
+        q.field_manager.as_deref(),
+        q.user_agent.as_deref(),
+    ))
 }
