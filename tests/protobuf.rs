@@ -160,13 +160,30 @@ async fn every_kind_round_trips_through_protobuf() {
             r.text()
         );
         let json_obj = r.json().as_object().unwrap().clone();
-        let pb_obj = get_pb(&c, &format!("{coll}/{from_json}")).await;
-        assert_eq!(
-            Value::Object(pb_obj),
-            Value::Object(json_obj.clone()),
-            "{} read over protobuf",
-            res.kind
-        );
+        // Controllers may update the object in between (the ResourceQuota controller writes
+        // status), so compare a protobuf read with a JSON read of the same revision.
+        let item = format!("{coll}/{from_json}");
+        let mut same = false;
+        for _ in 0..20 {
+            let pb_obj = get_pb(&c, &item).await;
+            let now = c.get(&item).await.json();
+            if pb_obj
+                .get("metadata")
+                .and_then(|m| m.get("resourceVersion"))
+                != now["metadata"].get("resourceVersion")
+            {
+                continue;
+            }
+            assert_eq!(
+                Value::Object(pb_obj),
+                now,
+                "{} read over protobuf",
+                res.kind
+            );
+            same = true;
+            break;
+        }
+        assert!(same, "{}: no stable revision to compare", res.kind);
         // Both paths store the same object.
         assert_eq!(
             comparable(created.as_object().unwrap().clone()),

@@ -156,6 +156,77 @@ fn scenario(kapi: &Kapi) {
     assert!(!ok, "a server dry run stores nothing");
     let (ok, out, _) = kapi.kubectl(&["auth", "can-i", "create", "pods"]);
     assert!(ok && out.trim() == "yes", "{out}");
+
+    // kubectl's generators send protobuf bodies.
+    for args in [
+        vec!["create", "namespace", "gen"],
+        vec![
+            "-n",
+            "gen",
+            "create",
+            "configmap",
+            "c",
+            "--from-literal=a=b",
+        ],
+        vec![
+            "-n",
+            "gen",
+            "create",
+            "secret",
+            "generic",
+            "s",
+            "--from-literal=x=y",
+        ],
+        vec![
+            "-n",
+            "gen",
+            "create",
+            "deployment",
+            "d",
+            "--image=nginx",
+            "--replicas=2",
+        ],
+        vec!["-n", "gen", "scale", "deployment/d", "--replicas=3"],
+        vec![
+            "-n",
+            "gen",
+            "annotate",
+            "--overwrite",
+            "deployment/d",
+            "a=1",
+        ],
+        vec!["-n", "gen", "set", "image", "deployment/d", "nginx=nginx:2"],
+    ] {
+        let (ok, out, err) = kapi.kubectl(&args);
+        assert!(ok, "kubectl {args:?}: {out}{err}");
+    }
+    let (_, out, _) = kapi.kubectl(&["-n", "gen", "get", "cm", "c", "-o", "jsonpath={.data.a}"]);
+    assert_eq!(out, "b");
+    let (_, out, _) = kapi.kubectl(&[
+        "-n",
+        "gen",
+        "get",
+        "secret",
+        "s",
+        "-o",
+        "jsonpath={.data.x}",
+    ]);
+    assert_eq!(out, "eQ==");
+    let (_, out, _) = kapi.kubectl(&[
+        "-n",
+        "gen",
+        "get",
+        "deploy",
+        "d",
+        "-o",
+        "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(out, "3 nginx:2");
+    let (ok, out, err) = kapi.kubectl(&["-n", "gen", "get", "deploy", "-o", "wide"]);
+    assert!(
+        ok && out.contains("CONTAINERS") && out.contains("nginx:2"),
+        "{out}{err}"
+    );
 }
 
 #[test]

@@ -176,7 +176,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         Some(generated.ca_pem.clone()),
         Duration::from_secs(60),
     );
-    if admission.enabled().iter().any(|p| *p == "ResourceQuota") {
+    if admission.enabled().contains(&"ResourceQuota") {
         crate::admission::resource_quota::spawn_controller(api.clone(), Duration::from_secs(30));
     }
 

@@ -5,24 +5,24 @@
 //! compare-and-swap, retrying from the read when another writer got there first. A missing
 //! object is created (201); otherwise 200.
 //!
-//! The strategy pieces below mirror the private helpers of `handlers/write.rs`
-//! (`resolve_namespace`, `validate_meta`, `prepare_for_create`, `prepare_for_update`) until those
-//! are made `pub` and can be shared.
+//! The endpoint strategy (namespace, metadata validation, create/update preparation) is the one
+//! `handlers/write.rs` applies to every write.
 
 use super::managed::{apply, ignore_managed_fields_timestamps, validate_patch_options};
 use super::schema::Schema;
-use crate::api::catalogue::{NameRule, ResourceInfo};
-use crate::api::handlers::write::{check_namespace, now_rfc3339};
+use crate::api::handlers::write::{
+    check_namespace, now_rfc3339, prepare_for_create, prepare_for_update, resolve_namespace,
+    validate_meta,
+};
 use crate::api::handlers::{object_response, parse_rv, store_error, Api, Format, Resp};
 use crate::api::request::{Query, ResourcePath};
-use crate::api::status::{ApiError, Cause};
+use crate::api::status::ApiError;
 use crate::object::codec;
-use crate::object::raw::{meta, meta_mut, meta_str, RawObject};
-use crate::object::validation;
+use crate::object::raw::{meta, meta_str, RawObject};
 use crate::storage::StoreError;
 use bytes::Bytes;
 use http::HeaderMap;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// Attempts of the read-apply-write loop before giving up on a hot object.
 const MAX_ATTEMPTS: usize = 64;
@@ -85,7 +85,7 @@ pub async fn apply_patch(
             if precondition.is_some() {
                 return Err(ApiError::modified_conflict(res, &name));
             }
-            let ns = resolve_namespace(res, path, &mut new);
+            let ns = resolve_namespace(res, path, &mut new)?;
             let causes = validate_meta(res, &new, true);
             if !causes.is_empty() {
                 return Err(ApiError::invalid(res, &name, causes));
@@ -93,7 +93,7 @@ pub async fn apply_patch(
             if let Some(ns) = ns.as_deref() {
                 check_namespace(api, res, ns, &name).await?;
             }
-            prepare_for_create(res, &mut new, &now);
+            prepare_for_create(res, &mut new);
             if q.is_dry_run() {
                 return Ok(object_response(201, format, codec::served(res, &new, None)));
             }
@@ -117,8 +117,14 @@ pub async fn apply_patch(
                 return Err(ApiError::modified_conflict(res, &name));
             }
         }
-        resolve_namespace(res, path, &mut new);
-        prepare_for_update(res, &subresource, &live, &mut new, &name)?;
+        resolve_namespace(res, path, &mut new)?;
+        prepare_for_update(
+            res,
+            Some(subresource.as_str()).filter(|s| !s.is_empty()),
+            &live,
+            &mut new,
+            &name,
+        )?;
         // A change the strategy undid (status, say) leaves only new timestamps: keep the old.
         ignore_managed_fields_timestamps(&live, &mut new);
         let causes = validate_meta(res, &new, false);
@@ -213,250 +219,13 @@ fn check_name(
     Ok(())
 }
 
-fn resolve_namespace(
-    res: &ResourceInfo,
-    path: &ResourcePath,
-    obj: &mut Map<String, Value>,
-) -> Option<String> {
-    if !res.namespaced {
-        meta_mut(obj).shift_remove("namespace");
-        return None;
-    }
-    let ns = path.namespace.clone().unwrap_or_default();
-    meta_mut(obj).insert("namespace".into(), Value::String(ns.clone()));
-    Some(ns)
-}
-
-fn cause(reason: &str, field: &str, message: String) -> Cause {
-    Cause {
-        reason: reason.into(),
-        message,
-        field: field.into(),
-    }
-}
-
-fn validate_meta(res: &ResourceInfo, obj: &Map<String, Value>, check_name: bool) -> Vec<Cause> {
-    let mut causes = Vec::new();
-    if check_name {
-        let name = meta_str(obj, "name").unwrap_or("");
-        let errs = match res.names {
-            NameRule::Subdomain => validation::dns1123_subdomain(name),
-            NameRule::Label => validation::dns1123_label(name),
-            NameRule::Label1035 => validation::dns1035_label(name),
-            NameRule::PathSegment => validation::path_segment_name(name, false),
-        };
-        for e in errs {
-            causes.push(cause(
-                "FieldValueInvalid",
-                "metadata.name",
-                format!("Invalid value: \"{name}\": {e}"),
-            ));
-        }
-    }
-    if let Some(labels) = meta(obj)
-        .and_then(|m| m.get("labels"))
-        .and_then(Value::as_object)
-    {
-        for (k, v) in labels {
-            for e in validation::qualified_name(k) {
-                causes.push(cause(
-                    "FieldValueInvalid",
-                    "metadata.labels",
-                    format!("Invalid value: \"{k}\": {e}"),
-                ));
-            }
-            match v.as_str() {
-                Some(v) => {
-                    for e in validation::label_value(v) {
-                        causes.push(cause(
-                            "FieldValueInvalid",
-                            "metadata.labels",
-                            format!("Invalid value: \"{v}\": {e}"),
-                        ));
-                    }
-                }
-                None => causes.push(cause(
-                    "FieldValueTypeInvalid",
-                    "metadata.labels",
-                    "Invalid value: label values must be strings".into(),
-                )),
-            }
-        }
-    }
-    if let Some(ann) = meta(obj)
-        .and_then(|m| m.get("annotations"))
-        .and_then(Value::as_object)
-    {
-        let total: usize = ann
-            .iter()
-            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
-            .sum();
-        if total > 256 * 1024 {
-            causes.push(cause(
-                "FieldValueTooLong",
-                "metadata.annotations",
-                format!("Too long: must have at most {} bytes", 256 * 1024),
-            ));
-        }
-    }
-    causes
-}
-
-fn initial_status(res: &ResourceInfo) -> Value {
-    match res.plural {
-        "pods" => json!({"phase": "Pending"}),
-        "namespaces" => json!({"phase": "Active"}),
-        "services" => json!({"loadBalancer": {}}),
-        "persistentvolumeclaims" | "persistentvolumes" => json!({"phase": "Pending"}),
-        _ => json!({}),
-    }
-}
-
-fn prepare_for_create(res: &ResourceInfo, obj: &mut Map<String, Value>, now: &str) {
-    let m = meta_mut(obj);
-    for k in [
-        "resourceVersion",
-        "selfLink",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-    ] {
-        m.shift_remove(k);
-    }
-    m.insert(
-        "uid".into(),
-        Value::String(uuid::Uuid::new_v4().to_string()),
-    );
-    m.insert("creationTimestamp".into(), Value::String(now.to_string()));
-    if res.generation {
-        m.insert("generation".into(), json!(1));
-    } else {
-        m.shift_remove("generation");
-    }
-    if res.status_subresource {
-        obj.insert("status".into(), initial_status(res));
-    }
-    if res.plural == "namespaces" {
-        let spec = obj.entry("spec").or_insert_with(|| json!({}));
-        if let Some(spec) = spec.as_object_mut() {
-            spec.insert("finalizers".into(), json!(["kubernetes"]));
-        }
-    }
-}
-
-fn spec_of(obj: &Map<String, Value>) -> Map<String, Value> {
-    obj.iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status" | "kind" | "apiVersion"))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
-/// The update strategy: the reset fields come back from the live object, system metadata is
-/// kept, immutable fields are checked and the generation follows spec changes.
-fn prepare_for_update(
-    res: &ResourceInfo,
-    subresource: &str,
-    old: &Map<String, Value>,
-    new: &mut Map<String, Value>,
-    name: &str,
-) -> Result<(), ApiError> {
-    if subresource == "status" {
-        let status = new.shift_remove("status");
-        let managed = meta(new).and_then(|m| m.get("managedFields")).cloned();
-        *new = old.clone();
-        match status {
-            Some(s) => new.insert("status".into(), s),
-            None => new.shift_remove("status"),
-        };
-        match managed {
-            Some(mf) => meta_mut(new).insert("managedFields".into(), mf),
-            None => meta_mut(new).shift_remove("managedFields"),
-        };
-    } else {
-        if res.status_subresource {
-            match old.get("status") {
-                Some(s) => new.insert("status".into(), s.clone()),
-                None => new.shift_remove("status"),
-            };
-        }
-        if res.plural == "namespaces" {
-            match old.get("spec") {
-                Some(s) => new.insert("spec".into(), s.clone()),
-                None => new.shift_remove("spec"),
-            };
-        }
-    }
-    let old_meta = meta(old).cloned().unwrap_or_default();
-    let mut causes = Vec::new();
-    {
-        let m = meta_mut(new);
-        m.shift_remove("resourceVersion");
-        m.shift_remove("selfLink");
-        for k in [
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-        ] {
-            match old_meta.get(k) {
-                Some(v) => m.insert(k.into(), v.clone()),
-                None => m.shift_remove(k),
-            };
-        }
-        match (
-            m.get("uid").and_then(Value::as_str),
-            old_meta.get("uid").and_then(Value::as_str),
-        ) {
-            (Some(n), Some(o)) if !n.is_empty() && n != o => causes.push(cause(
-                "FieldValueInvalid",
-                "metadata.uid",
-                format!("Invalid value: \"{n}\": field is immutable"),
-            )),
-            _ => {
-                if let Some(u) = old_meta.get("uid") {
-                    m.insert("uid".into(), u.clone());
-                }
-            }
-        }
-        if old_meta.contains_key("deletionTimestamp") {
-            let old_f: Vec<&Value> = old_meta
-                .get("finalizers")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().collect())
-                .unwrap_or_default();
-            if let Some(new_f) = m.get("finalizers").and_then(Value::as_array) {
-                if new_f.iter().any(|f| !old_f.contains(&f)) {
-                    causes.push(cause(
-                        "FieldValueForbidden",
-                        "metadata.finalizers",
-                        "Forbidden: no new finalizers can be added if the object is being deleted"
-                            .into(),
-                    ));
-                }
-            }
-        }
-        match old_meta.get("generation") {
-            Some(g) => m.insert("generation".into(), g.clone()),
-            None => m.shift_remove("generation"),
-        };
-    }
-    if !causes.is_empty() {
-        return Err(ApiError::invalid(res, name, causes));
-    }
-    if res.generation && spec_of(old) != spec_of(new) {
-        let g = old_meta
-            .get("generation")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        meta_mut(new).insert("generation".into(), json!(g + 1));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::catalogue;
     use crate::cache::Caches;
     use http_body_util::BodyExt;
+    use serde_json::json;
     use std::sync::Arc;
 
     async fn body_json(r: Resp) -> (u16, Value) {

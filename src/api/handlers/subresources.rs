@@ -203,26 +203,7 @@ pub async fn scale(
         }
         _ => {
             let mut doc = scale_of(res, &current, kv.mod_revision);
-            let patch: Value = serde_json::from_slice(&body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-            match codec::media_type(content_type(headers)).as_str() {
-                "application/json-patch+json" => {
-                    let p: json_patch::Patch = serde_json::from_value(patch)
-                        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-                    json_patch::patch(&mut doc, &p)
-                        .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?;
-                }
-                "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
-                    json_patch::merge(&mut doc, &patch)
-                }
-                _ => {
-                    return Err(ApiError::unsupported_media_type(&[
-                        "application/json-patch+json",
-                        "application/merge-patch+json",
-                        "application/strategic-merge-patch+json",
-                    ]))
-                }
-            }
+            patch_document(&mut doc, headers, &body)?;
             let rv = doc["metadata"]["resourceVersion"]
                 .as_str()
                 .map(str::to_string);
@@ -418,26 +399,7 @@ pub async fn ephemeral_containers(
         Verb::Update => Value::Object(decode_body(content_type(headers), &body)?),
         _ => {
             let mut doc = Value::Object(current.to_map());
-            let patch: Value = serde_json::from_slice(&body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-            match codec::media_type(content_type(headers)).as_str() {
-                "application/json-patch+json" => {
-                    let p: json_patch::Patch = serde_json::from_value(patch)
-                        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-                    json_patch::patch(&mut doc, &p)
-                        .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?;
-                }
-                "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
-                    json_patch::merge(&mut doc, &patch)
-                }
-                _ => {
-                    return Err(ApiError::unsupported_media_type(&[
-                        "application/json-patch+json",
-                        "application/merge-patch+json",
-                        "application/strategic-merge-patch+json",
-                    ]))
-                }
-            }
+            patch_document(&mut doc, headers, &body)?;
             doc
         }
     };
@@ -461,4 +423,27 @@ pub async fn ephemeral_containers(
         format,
         codec::served(res, &obj, Some(rev)),
     ))
+}
+
+/// Applies a JSON, merge or strategic-merge patch to a subresource document (Scale, a pod's
+/// ephemeral containers): these documents have no lists a strategic patch merges by key.
+fn patch_document(doc: &mut Value, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    let patch: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    match codec::media_type(content_type(headers)).as_str() {
+        "application/json-patch+json" => {
+            let p: json_patch::Patch =
+                serde_json::from_value(patch).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            json_patch::patch(doc, &p).map_err(|e| ApiError::new(422, "Invalid", e.to_string()))
+        }
+        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+            json_patch::merge(doc, &patch);
+            Ok(())
+        }
+        _ => Err(ApiError::unsupported_media_type(&[
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/strategic-merge-patch+json",
+        ])),
+    }
 }

@@ -63,13 +63,13 @@ fn check_type_meta(res: &ResourceInfo, obj: &mut Map<String, Value>) -> Result<(
 }
 
 /// The object's namespace: the URL's, which the body may repeat but not contradict.
-fn resolve_namespace(
+pub(crate) fn resolve_namespace(
     res: &ResourceInfo,
     path: &ResourcePath,
     obj: &mut Map<String, Value>,
 ) -> Result<Option<String>, ApiError> {
     if !res.namespaced {
-        meta_mut(obj).remove("namespace");
+        meta_mut(obj).shift_remove("namespace");
         return Ok(None);
     }
     let url_ns = path.namespace.clone().unwrap_or_default();
@@ -93,7 +93,11 @@ fn cause(reason: &str, field: &str, message: String) -> Cause {
 }
 
 /// ObjectMeta validation shared by create and update.
-fn validate_meta(res: &ResourceInfo, obj: &Map<String, Value>, check_name: bool) -> Vec<Cause> {
+pub(crate) fn validate_meta(
+    res: &ResourceInfo,
+    obj: &Map<String, Value>,
+    check_name: bool,
+) -> Vec<Cause> {
     let mut causes = Vec::new();
     let name = meta_str(obj, "name").unwrap_or("");
     if check_name {
@@ -178,7 +182,7 @@ fn initial_status(res: &ResourceInfo) -> Value {
     }
 }
 
-fn prepare_for_create(res: &ResourceInfo, obj: &mut Map<String, Value>) {
+pub(crate) fn prepare_for_create(res: &ResourceInfo, obj: &mut Map<String, Value>) {
     let m = meta_mut(obj);
     for k in [
         "resourceVersion",
@@ -186,7 +190,7 @@ fn prepare_for_create(res: &ResourceInfo, obj: &mut Map<String, Value>) {
         "deletionTimestamp",
         "deletionGracePeriodSeconds",
     ] {
-        m.remove(k);
+        m.shift_remove(k);
     }
     m.insert(
         "uid".into(),
@@ -196,7 +200,7 @@ fn prepare_for_create(res: &ResourceInfo, obj: &mut Map<String, Value>) {
     if res.generation {
         m.insert("generation".into(), json!(1));
     } else {
-        m.remove("generation");
+        m.shift_remove("generation");
     }
     if res.status_subresource {
         obj.insert("status".into(), initial_status(res));
@@ -880,7 +884,7 @@ fn spec_of(obj: &Map<String, Value>) -> Map<String, Value> {
 }
 
 /// The update strategy: what a client may change, and what the server keeps or bumps.
-fn prepare_for_update(
+pub(crate) fn prepare_for_update(
     res: &ResourceInfo,
     subresource: Option<&str>,
     old: &Map<String, Value>,
@@ -889,12 +893,17 @@ fn prepare_for_update(
 ) -> Result<(), ApiError> {
     match subresource {
         Some("status") => {
-            // Only status changes through /status.
-            let status = new.remove("status");
+            // Only status (and the request's managedFields) change through /status.
+            let status = new.shift_remove("status");
+            let managed = meta(new).and_then(|m| m.get("managedFields")).cloned();
             *new = old.clone();
             match status {
                 Some(s) => new.insert("status".into(), s),
-                None => new.remove("status"),
+                None => new.shift_remove("status"),
+            };
+            match managed {
+                Some(mf) => meta_mut(new).insert("managedFields".into(), mf),
+                None => meta_mut(new).shift_remove("managedFields"),
             };
         }
         Some("finalize") => {
@@ -904,7 +913,7 @@ fn prepare_for_update(
             if let Some(spec) = spec.as_object_mut() {
                 match finalizers {
                     Some(f) => spec.insert("finalizers".into(), f),
-                    None => spec.remove("finalizers"),
+                    None => spec.shift_remove("finalizers"),
                 };
             }
         }
@@ -912,14 +921,14 @@ fn prepare_for_update(
             if res.status_subresource {
                 match old.get("status") {
                     Some(s) => new.insert("status".into(), s.clone()),
-                    None => new.remove("status"),
+                    None => new.shift_remove("status"),
                 };
             }
             if res.plural == "namespaces" {
                 // spec.finalizers only change through /finalize.
                 match old.get("spec") {
                     Some(s) => new.insert("spec".into(), s.clone()),
-                    None => new.remove("spec"),
+                    None => new.shift_remove("spec"),
                 };
             }
         }
@@ -928,8 +937,8 @@ fn prepare_for_update(
     let mut causes = Vec::new();
     {
         let m = meta_mut(new);
-        m.remove("resourceVersion");
-        m.remove("selfLink");
+        m.shift_remove("resourceVersion");
+        m.shift_remove("selfLink");
         for k in [
             "creationTimestamp",
             "deletionTimestamp",
@@ -937,7 +946,7 @@ fn prepare_for_update(
         ] {
             match old_meta.get(k) {
                 Some(v) => m.insert(k.into(), v.clone()),
-                None => m.remove(k),
+                None => m.shift_remove(k),
             };
         }
         match (
@@ -976,7 +985,7 @@ fn prepare_for_update(
         }
         match old_meta.get("generation") {
             Some(g) => m.insert("generation".into(), g.clone()),
-            None => m.remove("generation"),
+            None => m.shift_remove("generation"),
         };
     }
     if !causes.is_empty() {
