@@ -222,6 +222,13 @@ fn scenario(kapi: &Kapi) {
         "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}",
     ]);
     assert_eq!(out, "3 nginx:2");
+    let (ok, out, err) = kapi.kubectl(&["-n", "gen", "get", "deploy", "d", "-o", "yaml"]);
+    assert!(
+        ok && out.contains("kind: Deployment") && out.contains("replicas: 3"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = kapi.kubectl(&["explain", "pods.spec"]);
+    assert!(ok && out.contains("containers"), "{out}{err}");
     let (ok, out, err) = kapi.kubectl(&["-n", "gen", "get", "deploy", "-o", "wide"]);
     assert!(
         ok && out.contains("CONTAINERS") && out.contains("nginx:2"),
