@@ -58,6 +58,9 @@ pub struct WatchCache {
     history: usize,
     /// For a view of another resource's storage: the cache whose store watch feeds this one.
     source: Option<Arc<WatchCache>>,
+    /// remainingItemCount after each page served from a snapshot, keyed by (revision, the next
+    /// page's start key), so paging without selectors is linear overall.
+    paging_hints: std::sync::Mutex<VecDeque<((i64, String), i64)>>,
     /// What this cache received from the store, relayed to caches that view the same storage.
     relay: tokio::sync::broadcast::Sender<WatchMessage>,
 }
@@ -114,6 +117,7 @@ impl WatchCache {
             ready: AtomicBool::new(false),
             history: history.max(16),
             source,
+            paging_hints: std::sync::Mutex::new(VecDeque::new()),
             relay: tokio::sync::broadcast::channel(1024).0,
         })
     }
@@ -168,6 +172,25 @@ impl WatchCache {
             .iter()
             .find(|(_, s)| s.revision == revision)
             .map(|(_, s)| s.clone())
+    }
+
+    /// The remainingItemCount recorded for the page that ended before `start` at `revision`.
+    pub fn remaining_hint(&self, revision: i64, start: &str) -> Option<i64> {
+        let hints = self.paging_hints.lock().expect("paging hints lock");
+        hints
+            .iter()
+            .rev()
+            .find(|((r, k), _)| *r == revision && k == start)
+            .map(|(_, n)| *n)
+    }
+
+    pub fn record_remaining(&self, revision: i64, next_start: String, remaining: i64) {
+        const MAX_HINTS: usize = 1024;
+        let mut hints = self.paging_hints.lock().expect("paging hints lock");
+        if hints.len() >= MAX_HINTS {
+            hints.pop_front();
+        }
+        hints.push_back(((revision, next_start), remaining));
     }
 
     /// Keeps `snap` for later pages of a list.

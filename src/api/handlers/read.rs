@@ -392,8 +392,16 @@ fn snapshot_page(
             &last[prefix.len()..],
         ));
         if !filter.has_selectors() {
-            // The item that stopped the loop plus what follows it.
-            page.remaining = Some(1 + iter.count() as i64);
+            // Without selectors every key counts: a page continuing where a previous one left
+            // off knows its remainder from that page's, so only the first page walks the rest.
+            let next = format!("{last}\0");
+            let remaining = match start.and_then(|s| cache.remaining_hint(snap.revision, s)) {
+                Some(before) => before - page.items.len() as i64,
+                // The item that stopped the loop plus what follows it.
+                None => 1 + iter.count() as i64,
+            };
+            cache.record_remaining(snap.revision, next, remaining);
+            page.remaining = Some(remaining);
         }
         cache.retain_snapshot(snap);
     }
