@@ -16,7 +16,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kapi::api::catalogue::{lookup, ResourceInfo};
 use kapi::api::continue_token;
-use kapi::api::handlers::read::{list_body, Page};
+use kapi::api::handlers::read::{list_body, snapshot_page, Page};
 use kapi::api::selectors::field::FieldSelector;
 use kapi::api::selectors::label::LabelSelector;
 use kapi::cache::event::{CacheEvent, EventType};
@@ -25,9 +25,8 @@ use kapi::cache::watchers::{Delivery, WatcherRegistry};
 use kapi::cache::{ObjectMap, Snapshot, WatchCache};
 use kapi::object::raw::RawObject;
 use kapi::storage::embedded::EmbeddedStore;
-use kapi::storage::{prefix_end, DynStore, KeyValue};
+use kapi::storage::{DynStore, KeyValue};
 use std::hint::black_box;
-use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -329,47 +328,19 @@ fn bench_dispatch(c: &mut Criterion) {
     g.finish();
 }
 
-/// The list loop of `read::snapshot_page` (private): range the snapshot under `prefix` from
-/// `start`, filter, stop after `limit`, build the continue token. Retaining the snapshot is left
-/// out (it is a lock and a VecDeque push).
+/// One page through the server's own `read::snapshot_page` (which also retains the snapshot
+/// and records the paging hint, as a real list does), on a cache that is never started.
 fn page(snap: &Snapshot, prefix: &str, start: Option<&str>, filter: &Filter, limit: i64) -> Page {
-    let end = prefix_end(prefix);
-    let lower = Bound::Included(start.unwrap_or(prefix));
-    let mut items = Vec::new();
-    let mut more = false;
-    let mut last_key: Option<&str> = None;
-    let mut iter = snap
-        .objects
-        .range::<_, str>((lower, Bound::Unbounded))
-        .take_while(|(k, _)| k.as_bytes() < end.as_slice());
-    for (k, obj) in iter.by_ref() {
-        if !filter.matches(obj) {
-            continue;
-        }
-        if limit > 0 && items.len() as i64 == limit {
-            more = true;
-            break;
-        }
-        last_key = Some(k.as_str());
-        items.push(obj.clone());
-    }
-    let mut p = Page {
-        items,
-        revision: snap.revision,
-        continue_token: None,
-        remaining: None,
-    };
-    if more {
-        let last = last_key.unwrap_or(prefix);
-        p.continue_token = Some(continue_token::next_after(
-            snap.revision,
-            &last[prefix.len()..],
-        ));
-        if !filter.has_selectors() {
-            p.remaining = Some(1 + iter.count() as i64);
-        }
-    }
-    p
+    static CACHE: std::sync::OnceLock<(tempfile::TempDir, Arc<WatchCache>)> =
+        std::sync::OnceLock::new();
+    let (_, cache) = CACHE.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: DynStore =
+            Arc::new(EmbeddedStore::open(&dir.path().join("paging.redb")).expect("embedded store"));
+        let cache = WatchCache::new(configmaps(), "/registry", store, 1024, None);
+        (dir, cache)
+    });
+    snapshot_page(cache, snap, prefix, start, filter, limit)
 }
 
 fn snapshot(n: usize) -> Snapshot {

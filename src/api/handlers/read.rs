@@ -351,7 +351,7 @@ async fn consistent_page(
     store_page(api, res, prefix, start, filter, limit, current).await
 }
 
-fn snapshot_page(
+pub fn snapshot_page(
     cache: &crate::cache::WatchCache,
     snap: &Snapshot,
     prefix: &str,
