@@ -1044,6 +1044,22 @@ fn pod_cells(pod: &Value, now: i64) -> Vec<Value> {
     ]
 }
 
+/// Desired, Current, Ready, Age, Containers, Images, Selector: ReplicationControllers and
+/// ReplicaSets print the same cells and differ only in how their selector is written.
+fn replica_cells(o: &Value, now: i64, selector: String) -> Vec<Value> {
+    let (names, images) = container_cells(at(o, &["spec", "template", "spec"]));
+    vec![
+        name(o),
+        Value::from(opt_int(o, &["spec", "replicas"]).unwrap_or(1)),
+        Value::from(int_at(o, &["status", "replicas"])),
+        Value::from(int_at(o, &["status", "readyReplicas"])),
+        age(o, now),
+        names,
+        images,
+        Value::from(selector),
+    ]
+}
+
 static REPLICATION_CONTROLLER: Printer = Printer {
     columns: &[
         NAME,
@@ -1056,17 +1072,8 @@ static REPLICATION_CONTROLLER: Printer = Printer {
         wide("Selector", "string", D_RC_SELECTOR),
     ],
     cells: |o, now| {
-        let (names, images) = container_cells(at(o, &["spec", "template", "spec"]));
-        vec![
-            name(o),
-            Value::from(opt_int(o, &["spec", "replicas"]).unwrap_or(1)),
-            Value::from(int_at(o, &["status", "replicas"])),
-            Value::from(int_at(o, &["status", "readyReplicas"])),
-            age(o, now),
-            names,
-            images,
-            Value::from(format_labels(map_at(o, &["spec", "selector"]))),
-        ]
+        let selector = format_labels(map_at(o, &["spec", "selector"]));
+        replica_cells(o, now, selector)
     },
     default: false,
 };
@@ -1083,17 +1090,8 @@ static REPLICA_SET: Printer = Printer {
         wide("Selector", "string", D_RS_SELECTOR),
     ],
     cells: |o, now| {
-        let (names, images) = container_cells(at(o, &["spec", "template", "spec"]));
-        vec![
-            name(o),
-            Value::from(opt_int(o, &["spec", "replicas"]).unwrap_or(1)),
-            Value::from(int_at(o, &["status", "replicas"])),
-            Value::from(int_at(o, &["status", "readyReplicas"])),
-            age(o, now),
-            names,
-            images,
-            Value::from(format_label_selector(at(o, &["spec", "selector"]))),
-        ]
+        let selector = format_label_selector(at(o, &["spec", "selector"]));
+        replica_cells(o, now, selector)
     },
     default: false,
 };
