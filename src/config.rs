@@ -84,6 +84,11 @@ pub struct Config {
     #[arg(long = "service-account-signing-key-file")]
     pub service_account_signing_key_file: Option<PathBuf>,
 
+    /// Longest lifetime a TokenRequest may ask for (a Go duration, e.g. `48h`); longer requests
+    /// are shortened to it. Between 1h and 2^32 s; unset means no limit.
+    #[arg(long = "service-account-max-token-expiration", value_parser = parse_duration_seconds)]
+    pub service_account_max_token_expiration: Option<u64>,
+
     /// Audiences a service-account token must name one of (comma-separated). Defaults to the
     /// --service-account-issuer values.
     #[arg(long = "api-audiences", value_delimiter = ',')]
@@ -193,4 +198,49 @@ pub struct Config {
     /// Log verbosity (0 = info, 2+ = debug, 4+ = trace); RUST_LOG overrides it.
     #[arg(short = 'v', long = "v", default_value_t = 0)]
     pub verbosity: u8,
+}
+
+/// A Go duration made of whole hours, minutes and seconds (`1h30m`, `3600s`), in seconds.
+fn parse_duration_seconds(s: &str) -> Result<u64, String> {
+    let bad = || format!("invalid duration {s:?} (use e.g. 48h, 90m or 3600s)");
+    let mut total: u64 = 0;
+    let mut rest = s.trim();
+    if rest == "0" {
+        return Ok(0);
+    }
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit = match rest.bytes().next() {
+            Some(b'h') => 3600,
+            Some(b'm') if !rest.starts_with("ms") => 60,
+            Some(b's') => 1,
+            _ => return Err(bad()),
+        };
+        rest = &rest[1..];
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations() {
+        use super::parse_duration_seconds as p;
+        assert_eq!(p("48h"), Ok(48 * 3600));
+        assert_eq!(p("1h30m10s"), Ok(5410));
+        assert_eq!(p("0"), Ok(0));
+        assert!(p("").is_err());
+        assert!(p("10").is_err());
+        assert!(p("5ms").is_err());
+        assert!(p("h").is_err());
+    }
 }

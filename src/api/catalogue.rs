@@ -128,6 +128,15 @@ impl ResourceInfo {
                 });
             }
             ("", "namespaces") => out.push(own("finalize", &["update"])),
+            ("", "serviceaccounts") if crate::api::handlers::token_request::enabled() => {
+                out.push(Subresource {
+                    name: "token",
+                    group: "authentication.k8s.io",
+                    version: "v1",
+                    kind: "TokenRequest",
+                    verbs: &["create"],
+                });
+            }
             ("apps", "deployments" | "replicasets" | "statefulsets")
             | ("", "replicationcontrollers") => {
                 out.push(Subresource {

@@ -1,6 +1,7 @@
 //! The listener side: TLS material, connection serving, routing and health.
 
 pub mod certs;
+pub mod coalesce;
 pub mod health;
 pub mod router;
 
@@ -136,6 +137,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         )?;
     }
 
+    crate::api::handlers::token_request::install(&cfg)
+        .context("configuring service-account token issuance")?;
     let admission =
         Arc::new(crate::admission::Chain::from_config(&cfg).context("configuring admission")?);
     let caches = Caches::start(store.clone(), &cfg.etcd_prefix, cfg.watch_cache_history);
@@ -256,7 +259,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+            if let Err(e) = builder
+                .serve_connection(TokioIo::new(coalesce::Coalesce::new(tls)), service)
+                .await
+            {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

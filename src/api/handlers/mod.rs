@@ -1,8 +1,10 @@
 //! The generic resource handler: one implementation of every verb, driven by `ResourceInfo`.
 
 pub mod delete;
+pub mod list_body;
 pub mod read;
 pub mod subresources;
+pub mod token_request;
 pub mod watch;
 pub mod write;
 
@@ -436,6 +438,7 @@ async fn dispatch(
             "scale" => return subresources::scale(api, &path, verb, headers, body, format).await,
             "binding" => return subresources::binding(api, &path, headers, body).await,
             "eviction" => return subresources::eviction(api, &path, &query, body).await,
+            "token" => return token_request::create(api, &path, headers, body, format).await,
             "ephemeralcontainers" => {
                 return subresources::ephemeral_containers(api, &path, verb, headers, body, format)
                     .await

@@ -1,6 +1,7 @@
 //! get and list, served from the watch cache per the resourceVersion rules (API-SEMANTICS §2),
 //! or from the store when the cache cannot answer.
 
+use super::list_body::ListBody;
 use super::{cache_not_ready, object_response, parse_rv, store_error, Api, Format, Resp, Wire};
 use crate::api::catalogue::ResourceInfo;
 use crate::api::continue_token;
@@ -14,6 +15,8 @@ use crate::cache::Snapshot;
 use crate::object::raw::RawObject;
 use crate::storage::{prefix_end, StoreError};
 use bytes::Bytes;
+use http::{HeaderValue, Response};
+use http_body_util::BodyExt;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
@@ -189,7 +192,19 @@ pub async fn list(
     if let Format::As(target, wire) = format {
         return as_list_response(res, &page, target, wire);
     }
-    Ok(object_response(200, format, list_body(res, &page)))
+    if format == Format::Json {
+        let mut r = Response::new(ListBody::new(res, page).boxed());
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return Ok(r);
+    }
+    Ok(object_response(
+        200,
+        format,
+        ListBody::new(res, page).collect(),
+    ))
 }
 
 /// A page as a `Table` or `PartialObjectMetadataList`, built straight from the items' JSON.
@@ -489,33 +504,16 @@ async fn store_page(
     })
 }
 
-/// `{"kind":"<Kind>List","apiVersion":...,"metadata":{...},"items":[...]}`.
+/// The whole list body in memory (see `ListBody` for the streamed form).
 pub fn list_body(res: &ResourceInfo, page: &Page) -> Bytes {
-    let size: usize = page.items.iter().map(|o| o.json().len()).sum();
-    let mut out = Vec::with_capacity(size + 256);
-    out.extend_from_slice(b"{\"kind\":\"");
-    out.extend_from_slice(res.list_kind().as_bytes());
-    out.extend_from_slice(b"\",\"apiVersion\":\"");
-    out.extend_from_slice(res.api_version().as_bytes());
-    out.extend_from_slice(b"\",\"metadata\":{\"resourceVersion\":\"");
-    out.extend_from_slice(page.revision.to_string().as_bytes());
-    out.push(b'"');
-    if let Some(c) = &page.continue_token {
-        out.extend_from_slice(b",\"continue\":");
-        serde_json::to_writer(&mut out, c).expect("string serializes");
-    }
-    if let Some(n) = page.remaining {
-        out.extend_from_slice(format!(",\"remainingItemCount\":{n}").as_bytes());
-    }
-    out.extend_from_slice(b"},\"items\":[");
-    for (i, o) in page.items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        let (open, rest) = o.encoded.item_parts();
-        out.extend_from_slice(open);
-        out.extend_from_slice(&rest);
-    }
-    out.extend_from_slice(b"]}");
-    Bytes::from(out)
+    ListBody::new(
+        res,
+        Page {
+            items: page.items.clone(),
+            revision: page.revision,
+            continue_token: page.continue_token.clone(),
+            remaining: page.remaining,
+        },
+    )
+    .collect()
 }

@@ -127,6 +127,113 @@ pub fn keys_from_pem(pem: &[u8]) -> anyhow::Result<Vec<VerifyKey>> {
     Ok(out)
 }
 
+/// A private key that signs service-account tokens (`--service-account-signing-key-file`):
+/// RSA signs RS256, ECDSA P-256 ES256 and P-384 ES384, as kube-apiserver picks by key type.
+pub struct SigningKey {
+    key: SignerKind,
+    pub alg: Algorithm,
+    /// kube-apiserver's key id: unpadded base64url of the SHA-256 of the public key's
+    /// SubjectPublicKeyInfo DER, so verifiers that match `kid` find the key in `/openid/v1/jwks`.
+    pub kid: String,
+}
+
+enum SignerKind {
+    Rsa(aws_lc_rs::rsa::KeyPair),
+    Ec(aws_lc_rs::signature::EcdsaKeyPair),
+}
+
+fn key_id(spki_der: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, spki_der);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+}
+
+impl SigningKey {
+    /// The first private key (`PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`) in a PEM file.
+    pub fn from_pem(pem: &[u8]) -> anyhow::Result<Self> {
+        use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+        for section in <(SectionKind, Vec<u8>) as PemObject>::pem_slice_iter(pem) {
+            let (kind, der) = section.map_err(|e| anyhow!("reading PEM: {e}"))?;
+            if !matches!(
+                kind,
+                SectionKind::RsaPrivateKey | SectionKind::EcPrivateKey | SectionKind::PrivateKey
+            ) {
+                continue;
+            }
+            if let Ok(kp) = aws_lc_rs::rsa::KeyPair::from_pkcs8(&der)
+                .or_else(|_| aws_lc_rs::rsa::KeyPair::from_der(&der))
+            {
+                let spki: PublicKeyX509Der = kp
+                    .public_key()
+                    .as_der()
+                    .map_err(|_| anyhow!("encoding the RSA public key"))?;
+                return Ok(SigningKey {
+                    kid: key_id(spki.as_ref()),
+                    key: SignerKind::Rsa(kp),
+                    alg: Algorithm::RS256,
+                });
+            }
+            for (alg, jwt_alg) in [
+                (
+                    &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    Algorithm::ES256,
+                ),
+                (
+                    &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+                    Algorithm::ES384,
+                ),
+            ] {
+                if let Ok(kp) = aws_lc_rs::signature::EcdsaKeyPair::from_private_key_der(alg, &der)
+                {
+                    let spki: PublicKeyX509Der = kp
+                        .public_key()
+                        .as_der()
+                        .map_err(|_| anyhow!("encoding the ECDSA public key"))?;
+                    return Ok(SigningKey {
+                        kid: key_id(spki.as_ref()),
+                        key: SignerKind::Ec(kp),
+                        alg: jwt_alg,
+                    });
+                }
+            }
+            bail!("unsupported private key (RSA and ECDSA P-256/P-384 are supported)");
+        }
+        bail!("no private key found")
+    }
+
+    /// A compact JWS of `claims` (header: `alg` and `kid`, as kube-apiserver writes it).
+    pub fn sign(&self, claims: &Value) -> anyhow::Result<String> {
+        let b64 = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = serde_json::json!({"alg": format!("{:?}", self.alg), "kid": self.kid});
+        let mut out = format!(
+            "{}.{}",
+            b64.encode(serde_json::to_vec(&header)?),
+            b64.encode(serde_json::to_vec(claims)?)
+        );
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let sig = match &self.key {
+            SignerKind::Rsa(kp) => {
+                let mut sig = vec![0; kp.public_modulus_len()];
+                kp.sign(
+                    &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                    &rng,
+                    out.as_bytes(),
+                    &mut sig,
+                )
+                .map_err(|_| anyhow!("RSA signing failed"))?;
+                sig
+            }
+            SignerKind::Ec(kp) => kp
+                .sign(&rng, out.as_bytes())
+                .map_err(|_| anyhow!("ECDSA signing failed"))?
+                .as_ref()
+                .to_vec(),
+        };
+        out.push('.');
+        out.push_str(&b64.encode(sig));
+        Ok(out)
+    }
+}
+
 /// Keys of a JWKS document (`{"keys":[…]}`), keeping each key's `kid`.
 pub fn keys_from_jwks(text: &[u8]) -> anyhow::Result<Vec<VerifyKey>> {
     let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(text).context("parsing JWKS")?;
@@ -294,6 +401,35 @@ pub mod tests {
         );
         assert!(verify(&token, &keys, Some(&[Algorithm::RS256])).is_err());
         assert!(keys_from_pem(b"nothing").is_err());
+    }
+
+    #[test]
+    fn signing_keys_round_trip() {
+        let (private, public) = ec_keypair();
+        let signer = SigningKey::from_pem(private.as_bytes()).unwrap();
+        assert_eq!(signer.alg, Algorithm::ES256);
+        let token = signer
+            .sign(&json!({"iss": "x", "exp": now() + 600, "sub": "s"}))
+            .unwrap();
+        let keys = keys_from_pem(public.as_bytes()).unwrap();
+        assert_eq!(verify(&token, &keys, None).unwrap()["sub"], "s");
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.kid.as_deref(), Some(signer.kid.as_str()));
+        // The kid is the SPKI hash, as kube-apiserver computes it (43 base64url characters).
+        assert_eq!(signer.kid.len(), 43);
+        assert!(SigningKey::from_pem(public.as_bytes()).is_err());
+
+        let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        use aws_lc_rs::encoding::AsDer;
+        let der = kp.as_der().unwrap();
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(der.as_ref())
+        );
+        let signer = SigningKey::from_pem(pem.as_bytes()).unwrap();
+        assert_eq!(signer.alg, Algorithm::RS256);
+        let token = signer.sign(&json!({"exp": now() + 60})).unwrap();
+        verify(&token, &keys_from_pem(pem.as_bytes()).unwrap(), None).unwrap();
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! Service-account tokens (bound JWTs): signature by one of `--service-account-key-file`'s keys,
 //! `iss` one of `--service-account-issuer`, `aud` one of `--api-audiences` (default: the
-//! issuers), then the service account must still exist with the claimed uid, and so must the
-//! pod, secret or node the token is bound to. Lookups use the watch caches and fall back to the
-//! store on a miss (an object created a moment ago may not be in the cache yet).
+//! issuers), then, as kube-apiserver's bound-token validator does, the service account must still
+//! exist with the claimed uid, and so must the pod, secret or node the token is bound to.
+//!
+//! These lookups run on every request a service account makes, so they read the watch caches.
+//! Only a token issued moments ago (or a cache still loading) may fall back to the store: the
+//! object it names can be newer than what the cache has seen. An older token whose object the
+//! cache lacks names an object that is gone, and is refused without a store read.
 //!
 //! Legacy secret-based tokens (`iss: kubernetes/serviceaccount`) are not accepted.
 
@@ -14,9 +18,13 @@ use crate::config::Config;
 use crate::object::raw::RawObject;
 use anyhow::{bail, Context};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 pub const SA_PREFIX: &str = "system:serviceaccount:";
 pub const ALL_SA_GROUP: &str = "system:serviceaccounts";
+
+/// A token younger than this may name an object the watch cache has not received yet.
+const FRESH_TOKEN_SECONDS: i64 = 30;
 
 pub struct ServiceAccountAuthenticator {
     issuers: Vec<String>,
@@ -38,6 +46,17 @@ pub fn sa_user(ns: &str, name: &str, uid: &str) -> UserInfo {
         uid: uid.to_string(),
         groups: vec![ALL_SA_GROUP.to_string(), format!("{ALL_SA_GROUP}:{ns}")],
         ..Default::default()
+    }
+}
+
+/// The API server's audiences: `--api-audiences`, or the issuers when it is not given (as
+/// kube-apiserver defaults them). Tokens are checked against these and TokenRequest issues
+/// tokens for them when the request names none.
+pub fn api_audiences(cfg: &Config) -> Vec<String> {
+    if cfg.api_audiences.is_empty() {
+        cfg.service_account_issuer.clone()
+    } else {
+        cfg.api_audiences.clone()
     }
 }
 
@@ -64,15 +83,93 @@ pub async fn lookup_object(
     if let Some(o) = api.caches.get(res).get(&key) {
         return Ok(Some(o.to_map()));
     }
-    match api.store.get(&key).await {
+    store_get(api, res, &key).await
+}
+
+async fn store_get(
+    api: &Api,
+    res: &catalogue::ResourceInfo,
+    key: &str,
+) -> Result<Option<Map<String, Value>>, String> {
+    match api.store.get(key).await {
         Ok((Some(kv), _)) => Ok(RawObject::from_kv(res, &kv).ok().map(|o| o.to_map())),
         Ok((None, _)) => Ok(None),
-        Err(e) => Err(format!("looking up {plural} {name:?}: {e}")),
+        Err(e) => Err(format!("looking up {} {key:?}: {e}", res.plural)),
     }
+}
+
+/// What token validation needs of a bound object.
+struct Bound {
+    uid: String,
+    /// `metadata.deletionTimestamp` in Unix seconds.
+    deleted_at: Option<i64>,
+}
+
+impl Bound {
+    fn of_raw(o: &RawObject) -> Self {
+        // Most objects are not being deleted: look for the field name before decoding.
+        let json = o.json();
+        let marker = b"\"deletionTimestamp\"";
+        let deleted_at = if json.windows(marker.len()).any(|w| w == marker) {
+            deletion_seconds(&o.to_map())
+        } else {
+            None
+        };
+        Bound {
+            uid: o.uid.to_string(),
+            deleted_at,
+        }
+    }
+
+    fn of_map(m: &Map<String, Value>) -> Self {
+        Bound {
+            uid: meta(m, "uid").unwrap_or("").to_string(),
+            deleted_at: deletion_seconds(m),
+        }
+    }
+
+    /// Deleted more than the JWT leeway ago: kube-apiserver keeps tokens working through a
+    /// graceful deletion (a terminating pod still talks to the API) plus that leeway.
+    fn deleted_before(&self, now: i64) -> bool {
+        self.deleted_at
+            .is_some_and(|t| t < now - jwt::LEEWAY_SECONDS as i64)
+    }
+}
+
+fn deletion_seconds(m: &Map<String, Value>) -> Option<i64> {
+    meta(m, "deletionTimestamp")
+        .and_then(crate::api::table::parse_rfc3339)
+        .map(|ms| ms.div_euclid(1000))
 }
 
 fn meta<'a>(obj: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
     obj.get("metadata")?.get(k)?.as_str()
+}
+
+/// Looks a bound object up in the watch cache. The store is read only when the cache cannot
+/// be trusted to have it: while it loads, or for a fresh token whose object may be newer than
+/// the cache (missing there, or there with another uid after a delete and re-create).
+async fn lookup_bound(
+    api: &Api,
+    plural: &str,
+    namespace: Option<&str>,
+    name: &str,
+    want_uid: &str,
+    fresh: bool,
+) -> Result<Option<Bound>, String> {
+    let res =
+        catalogue::lookup("", "v1", plural).ok_or_else(|| format!("{plural} are not served"))?;
+    let key = api.key(res, namespace, name);
+    let cache = api.caches.get(res);
+    let cached: Option<Arc<RawObject>> = cache.get(&key);
+    if let Some(o) = &cached {
+        if &*o.uid == want_uid || (!fresh && cache.is_ready()) {
+            return Ok(Some(Bound::of_raw(o)));
+        }
+    } else if !fresh && cache.is_ready() {
+        return Ok(None);
+    }
+    Ok(store_get(api, res, &key).await?.map(|m| Bound::of_map(&m)))
 }
 
 impl ServiceAccountAuthenticator {
@@ -97,14 +194,9 @@ impl ServiceAccountAuthenticator {
                     .with_context(|| format!("loading keys from {}", f.display()))?,
             );
         }
-        let audiences = if cfg.api_audiences.is_empty() {
-            cfg.service_account_issuer.clone()
-        } else {
-            cfg.api_audiences.clone()
-        };
         Ok(Some(ServiceAccountAuthenticator {
             issuers: cfg.service_account_issuer.clone(),
-            audiences,
+            audiences: api_audiences(cfg),
             keys,
         }))
     }
@@ -159,59 +251,85 @@ impl ServiceAccountAuthenticator {
             return Err("token subject does not match its service account claims".into());
         }
 
-        let sa = lookup_object(api, "", "serviceaccounts", Some(ns), sa_name)
+        let now = ::time::OffsetDateTime::now_utc().unix_timestamp();
+        let fresh = claims
+            .get("iat")
+            .and_then(Value::as_i64)
+            .is_some_and(|iat| now - iat < FRESH_TOKEN_SECONDS);
+
+        // The messages are kube-apiserver's (they reach debug logs and TokenReview status.error).
+        let sa = lookup_bound(api, "serviceaccounts", Some(ns), sa_name, sa_uid, fresh)
             .await?
-            .ok_or_else(|| format!("service account {ns}/{sa_name} has been deleted"))?;
-        let actual_uid = meta(&sa, "uid").unwrap_or("");
-        if !sa_uid.is_empty() && actual_uid != sa_uid {
+            .ok_or_else(|| format!("serviceaccounts \"{sa_name}\" not found"))?;
+        if sa.deleted_before(now) {
+            return Err(format!("service account {ns}/{sa_name} has been deleted"));
+        }
+        if sa.uid != sa_uid {
             return Err(format!(
-                "service account UID ({actual_uid}) does not match claim ({sa_uid})"
+                "service account UID ({}) does not match claim ({sa_uid})",
+                sa.uid
             ));
         }
-        if meta(&sa, "deletionTimestamp").is_some() {
-            return Err(format!("service account {ns}/{sa_name} is being deleted"));
-        }
-        let mut user = sa_user(ns, sa_name, actual_uid);
+        let mut user = sa_user(ns, sa_name, sa_uid);
+        let mut extra = |k: &str, v: &str| {
+            user.extra.insert(
+                format!("authentication.kubernetes.io/{k}"),
+                vec![v.to_string()],
+            );
+        };
 
-        for (kind, plural, namespaced) in [
-            ("pod", "pods", true),
-            ("secret", "secrets", true),
-            ("node", "nodes", false),
-        ] {
-            let Some(name) = claim_str(k8s, &[kind, "name"]) else {
-                continue;
-            };
-            let uid = claim_str(k8s, &[kind, "uid"]).unwrap_or("");
-            let obj = lookup_object(api, "", plural, namespaced.then_some(ns), name)
+        if let Some(name) = claim_str(k8s, &["secret", "name"]) {
+            let uid = claim_str(k8s, &["secret", "uid"]).unwrap_or("");
+            let secret = lookup_bound(api, "secrets", Some(ns), name, uid, fresh)
                 .await?
-                .ok_or_else(|| format!("{plural} \"{name}\" not found"))?;
-            let actual = meta(&obj, "uid").unwrap_or("");
-            if !uid.is_empty() && actual != uid {
+                .filter(|s| !s.deleted_before(now))
+                .ok_or("service account token has been invalidated")?;
+            if secret.uid != uid {
                 return Err(format!(
-                    "{kind} UID ({actual}) does not match claim ({uid})"
+                    "secret UID ({}) does not match service account secret ref claim ({uid})",
+                    secret.uid
                 ));
             }
-            if meta(&obj, "deletionTimestamp").is_some() {
+        }
+        let pod_name = claim_str(k8s, &["pod", "name"]);
+        if let Some(name) = pod_name {
+            let uid = claim_str(k8s, &["pod", "uid"]).unwrap_or("");
+            let pod = lookup_bound(api, "pods", Some(ns), name, uid, fresh)
+                .await?
+                .filter(|p| !p.deleted_before(now))
+                .ok_or("service account token has been invalidated")?;
+            if pod.uid != uid {
                 return Err(format!(
-                    "token bound to {kind} {name:?} has been invalidated"
+                    "pod UID ({}) does not match service account pod ref claim ({uid})",
+                    pod.uid
                 ));
             }
-            if kind != "secret" {
-                user.extra.insert(
-                    format!("authentication.kubernetes.io/{kind}-name"),
-                    vec![name.to_string()],
-                );
-                user.extra.insert(
-                    format!("authentication.kubernetes.io/{kind}-uid"),
-                    vec![actual.to_string()],
-                );
+            extra("pod-name", name);
+            extra("pod-uid", uid);
+        }
+        if let Some(name) = claim_str(k8s, &["node", "name"]) {
+            let uid = claim_str(k8s, &["node", "uid"]).unwrap_or("");
+            // A pod-bound token only records its pod's node, unverified (the node may go
+            // away before the pod); a node-bound token lives and dies with the node.
+            if pod_name.is_none() {
+                let node = lookup_bound(api, "nodes", None, name, uid, fresh)
+                    .await?
+                    .filter(|n| !n.deleted_before(now))
+                    .ok_or("service account token has been invalidated")?;
+                if node.uid != uid {
+                    return Err(format!(
+                        "node UID ({}) does not match service account node ref claim ({uid})",
+                        node.uid
+                    ));
+                }
+            }
+            extra("node-name", name);
+            if !uid.is_empty() {
+                extra("node-uid", uid);
             }
         }
         if let Some(jti) = claims.get("jti").and_then(Value::as_str) {
-            user.extra.insert(
-                "authentication.kubernetes.io/credential-id".into(),
-                vec![format!("JTI={jti}")],
-            );
+            extra("credential-id", &format!("JTI={jti}"));
         }
         Ok((user, matched))
     }
