@@ -2,8 +2,8 @@
 //! anonymous), impersonation, RBAC with the bootstrap policy, the Node authorizer, the review
 //! APIs behind `kubectl auth can-i` / `kubectl auth whoami`, and the exact 401/403 bodies.
 //!
-//! Escalation prevention (an `edit` user creating a RoleBinding to `cluster-admin`) is not
-//! implemented, so it is not tested here.
+//! Escalation prevention (an `edit` user creating a RoleBinding to `cluster-admin`, the
+//! `escalate` and `bind` verbs) is tested in `rbac_escalation.rs`.
 
 mod common;
 

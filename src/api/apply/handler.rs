@@ -79,6 +79,21 @@ pub async fn apply_patch(
         let mut new = apply(live.as_ref(), &applied, &manager, force, &schema, &now)
             .map_err(|e| e.to_api_error())?;
         check_name(&new, &name, path.namespace.as_deref())?;
+        if subresource.is_empty() {
+            crate::auth::authz::escalation::check(
+                api,
+                &crate::auth::authz::escalation::Write {
+                    res,
+                    namespace: path.namespace.as_deref(),
+                    url_name: &name,
+                    name: &name,
+                    user: &q.requester,
+                    old: live.as_ref(),
+                    new: &new,
+                },
+            )
+            .await?;
+        }
 
         let (Some(kv), Some(current), Some(live)) = (kv, current, live) else {
             // Create.

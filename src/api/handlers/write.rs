@@ -6,6 +6,7 @@ use crate::api::catalogue::{NameRule, ResourceInfo};
 use crate::api::patch::{fields, strategic, SchemaRef};
 use crate::api::request::{Query, ResourcePath};
 use crate::api::status::{ApiError, Cause};
+use crate::auth::authz::escalation;
 use crate::object::codec::{self, decode_body};
 use crate::object::raw::{meta, meta_mut, meta_str, RawObject};
 use crate::object::validation;
@@ -267,18 +268,21 @@ pub async fn create(
                 "resourceVersion should not be set on objects to be created",
             ));
         }
-        create_object(api, res, ns, obj, q, format).await
+        create_object(api, res, ns, obj, q, "", format).await
     }
     .await;
     with_warnings(result, &warnings)
 }
 
+/// Creates `obj`; `url_name` is the name in the URL (`""` for a POST, the name for a PUT that
+/// creates).
 async fn create_object(
     api: &Api,
     res: &'static ResourceInfo,
     ns: Option<String>,
     mut obj: Map<String, Value>,
     q: &Query,
+    url_name: &str,
     format: Format,
 ) -> Result<Resp, ApiError> {
     let name = meta_str(&obj, "name").unwrap_or("").to_string();
@@ -312,6 +316,19 @@ async fn create_object(
     let mut warnings = api.admission.mutate(api, &mut attrs).await?;
     let mut obj = attrs.object.take().unwrap_or_default();
     check_type_meta(res, &mut obj)?;
+    escalation::check(
+        api,
+        &escalation::Write {
+            res,
+            namespace: ns.as_deref(),
+            url_name,
+            name: &name,
+            user: &q.requester,
+            old: None,
+            new: &obj,
+        },
+    )
+    .await?;
     let causes = validate_meta(res, &obj, true);
     if !causes.is_empty() {
         let shown = if generated { "" } else { name.as_str() };
@@ -424,7 +441,7 @@ async fn update_object(
                 return Err(e);
             }
             meta_mut(&mut new).remove("resourceVersion");
-            create_object(api, res, ns, new, q, format).await
+            create_object(api, res, ns, new, q, &name, format).await
         }
         other => other,
     }
@@ -819,6 +836,21 @@ where
         .with_object(new);
         let mut warnings = api.admission.mutate(api, &mut attrs).await?;
         let mut new = attrs.object.take().unwrap_or_default();
+        if path.subresource.is_none() {
+            escalation::check(
+                api,
+                &escalation::Write {
+                    res,
+                    namespace: path.namespace.as_deref(),
+                    url_name: &name,
+                    name: &name,
+                    user: &q.requester,
+                    old: Some(&old),
+                    new: &new,
+                },
+            )
+            .await?;
+        }
         prepare_for_update(res, path.subresource.as_deref(), &old, &mut new, &name)?;
         crate::api::apply::track_update(
             Some(&old),

@@ -4,6 +4,7 @@
 //! members of `system:masters` are allowed before any configured authorizer runs.
 
 pub mod abac;
+pub mod escalation;
 pub mod node;
 pub mod rbac;
 pub mod request_info;
@@ -187,7 +188,11 @@ enum Mode {
 
 /// The configured authorizer union.
 pub struct Authorizer {
-    modes: Vec<Mode>,
+    /// Shared (weakly) with the escalation checks of RBAC writes.
+    modes: Arc<Vec<Mode>>,
+    /// RBAC rule resolution for those checks: kube's RBAC registry resolves what a user holds
+    /// from the RBAC objects whether or not RBAC is an authorization mode.
+    rbac: Option<Arc<rbac::Rbac>>,
 }
 
 impl Authorizer {
@@ -224,17 +229,30 @@ impl Authorizer {
         if cfg.authorization_policy_file.is_some() && !seen.contains(&"ABAC") {
             bail!("--authorization-policy-file is only used with --authorization-mode=ABAC");
         }
-        Ok(Authorizer { modes })
+        let rbac = modes
+            .iter()
+            .find_map(|m| match m {
+                Mode::Rbac(r) => Some(r.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| Arc::new(rbac::Rbac::new(api.clone())));
+        let authz = Authorizer {
+            modes: Arc::new(modes),
+            rbac: Some(rbac),
+        };
+        escalation::register(&api, &authz);
+        Ok(authz)
     }
 
     /// An authorizer with the given modes only (tests).
     pub fn always(allow: bool) -> Self {
         Authorizer {
-            modes: vec![if allow {
+            modes: Arc::new(vec![if allow {
                 Mode::AlwaysAllow
             } else {
                 Mode::AlwaysDeny
-            }],
+            }]),
+            rbac: None,
         }
     }
 
@@ -244,7 +262,7 @@ impl Authorizer {
             return (Decision::Allow, String::new());
         }
         let mut reasons: Vec<String> = Vec::new();
-        for m in &self.modes {
+        for m in self.modes.iter() {
             let (d, reason) = match m {
                 Mode::AlwaysAllow => (Decision::Allow, String::new()),
                 Mode::AlwaysDeny => (Decision::NoOpinion, "Everything is forbidden.".into()),
@@ -274,7 +292,7 @@ impl Authorizer {
     pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> RulesReview {
         let mut out = RulesReview::default();
         let mut errors = Vec::new();
-        for m in &self.modes {
+        for m in self.modes.iter() {
             match m {
                 Mode::AlwaysAllow => {
                     out.rules.push(Rule {

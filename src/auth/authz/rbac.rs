@@ -35,8 +35,20 @@ const PLURALS: [&str; 4] = [
 #[derive(Clone)]
 struct Grant {
     rules: Arc<Vec<Rule>>,
-    /// The binding's role is missing (`clusterrole.rbac.authorization.k8s.io "x" not found`).
-    error: Option<Arc<str>>,
+    /// The binding's role is missing: (`"clusterrole"` or `"role"`, name).
+    missing: Option<Arc<(&'static str, String)>>,
+}
+
+impl Grant {
+    /// The lookup error of a missing role. The authorizer's listers name the resource in the
+    /// singular (`clusterrole.rbac.authorization.k8s.io "x" not found`); the RBAC registry's rule
+    /// resolver reads through the REST storage, whose errors use the plural.
+    fn error(&self, plural: bool) -> Option<String> {
+        self.missing.as_ref().map(|m| {
+            let s = if plural { "s" } else { "" };
+            format!("{}{s}.{GROUP} {:?} not found", m.0, m.1)
+        })
+    }
 }
 
 #[derive(Default)]
@@ -60,6 +72,9 @@ struct Index {
     built_from: Option<[ObjectMap; 4]>,
     cluster: Subjects,
     namespaced: HashMap<String, Subjects>,
+    /// Effective rules of every ClusterRole, and the rules of every (namespace, name) Role.
+    cluster_roles: HashMap<String, Arc<Vec<Rule>>>,
+    roles: HashMap<(String, String), Arc<Vec<Rule>>>,
 }
 
 /// A `metav1.LabelSelector` (matchLabels and matchExpressions).
@@ -279,11 +294,11 @@ fn build(maps: [ObjectMap; 4]) -> Index {
     let cluster_grant = |name: &str| match effective.get(name) {
         Some(r) => Grant {
             rules: r.clone(),
-            error: None,
+            missing: None,
         },
         None => Grant {
             rules: Arc::new(Vec::new()),
-            error: Some(format!("clusterrole.{GROUP} {name:?} not found").into()),
+            missing: Some(Arc::new(("clusterrole", name.to_string()))),
         },
     };
     let mut idx = Index::default();
@@ -304,11 +319,11 @@ fn build(maps: [ObjectMap; 4]) -> Index {
             "Role" => match role_rules.get(&(ns.clone(), name.clone())) {
                 Some(r) => Grant {
                     rules: r.clone(),
-                    error: None,
+                    missing: None,
                 },
                 None => Grant {
                     rules: Arc::new(Vec::new()),
-                    error: Some(format!("role.{GROUP} {name:?} not found").into()),
+                    missing: Some(Arc::new(("role", name))),
                 },
             },
             _ => continue,
@@ -317,6 +332,8 @@ fn build(maps: [ObjectMap; 4]) -> Index {
         add_subjects(target, &obj, &ns, &grant);
     }
     idx.built_from = Some(maps);
+    idx.cluster_roles = effective;
+    idx.roles = role_rules;
     idx
 }
 
@@ -368,7 +385,7 @@ impl Rbac {
 
     pub fn authorize(&self, a: &Attributes) -> (Decision, String) {
         let idx = self.current();
-        let mut errors: Vec<&str> = Vec::new();
+        let mut errors: Vec<String> = Vec::new();
         let scopes = std::iter::once(&idx.cluster).chain(
             (!a.namespace.is_empty())
                 .then(|| idx.namespaced.get(&a.namespace))
@@ -376,8 +393,8 @@ impl Rbac {
         );
         for subjects in scopes {
             for g in subjects.for_user(&a.user) {
-                if let Some(e) = &g.error {
-                    if !errors.contains(&&**e) {
+                if let Some(e) = g.error(false) {
+                    if !errors.contains(&e) {
                         errors.push(e);
                     }
                 } else if g.rules.iter().any(|r| r.allows(a)) {
@@ -395,6 +412,25 @@ impl Rbac {
 
     /// Rules granted to `user` cluster-wide and in `namespace`, plus missing-role errors.
     pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> (Vec<Rule>, Vec<String>) {
+        self.resolve(user, namespace, false)
+    }
+
+    /// [`Self::rules_for`] as the RBAC registry's rule resolver answers it (escalation checks):
+    /// missing roles are reported with the REST storage's plural resource names.
+    pub fn registry_rules_for(&self, user: &UserInfo, namespace: &str) -> (Vec<Rule>, Vec<String>) {
+        self.resolve(user, namespace, true)
+    }
+
+    /// The effective rules of a ClusterRole (`namespace` None) or a Role, when the cache has it.
+    pub fn role_rules(&self, namespace: Option<&str>, name: &str) -> Option<Arc<Vec<Rule>>> {
+        let idx = self.current();
+        match namespace {
+            None => idx.cluster_roles.get(name).cloned(),
+            Some(ns) => idx.roles.get(&(ns.to_string(), name.to_string())).cloned(),
+        }
+    }
+
+    fn resolve(&self, user: &UserInfo, namespace: &str, plural: bool) -> (Vec<Rule>, Vec<String>) {
         let idx = self.current();
         let mut rules = Vec::new();
         let mut errors = Vec::new();
@@ -405,8 +441,8 @@ impl Rbac {
         );
         for subjects in scopes {
             for g in subjects.for_user(user) {
-                if let Some(e) = &g.error {
-                    errors.push(e.to_string());
+                if let Some(e) = g.error(plural) {
+                    errors.push(e);
                 }
                 rules.extend(g.rules.iter().cloned());
             }
