@@ -600,6 +600,15 @@ impl Chain {
         attrs: &mut Attributes,
         warnings: &mut Vec<String>,
     ) -> Result<(), ApiError> {
+        // kube-apiserver defaults a decoded pod (requests from limits) before admission; kapi
+        // has no defaulting layer, and LimitRanger and ResourceQuota decide on that default.
+        if attrs.is_main("", "pods")
+            && matches!(attrs.operation, Operation::Create | Operation::Update)
+        {
+            if let Some(pod) = attrs.object.as_mut() {
+                pod::default_requests_from_limits(pod);
+            }
+        }
         for p in &self.mutating {
             let started = std::time::Instant::now();
             let r = p.admit(lookup, attrs, warnings).await;

@@ -62,6 +62,36 @@ pub fn all_containers(spec: &Value) -> Vec<&Value> {
     out
 }
 
+/// `SetDefaults_Pod`'s resource default: a container or init container with a limit but no
+/// request for a resource requests its limit.
+pub fn default_requests_from_limits(pod: &mut Map<String, Value>) {
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for key in ["containers", "initContainers"] {
+        let Some(list) = spec.get_mut(key).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for c in list.iter_mut().filter_map(Value::as_object_mut) {
+            let Some(res) = c.get_mut("resources").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            let Some(limits) = res
+                .get("limits")
+                .and_then(Value::as_object)
+                .filter(|l| !l.is_empty())
+                .cloned()
+            else {
+                continue;
+            };
+            let requests = obj_mut(res, "requests");
+            for (k, v) in limits {
+                requests.entry(k).or_insert(v);
+            }
+        }
+    }
+}
+
 /// The pod spec of a pod or of a workload's pod template (`None` for other kinds).
 pub fn pod_spec_path(group: &str, plural: &str) -> Option<&'static [&'static str]> {
     match (group, plural) {
@@ -156,5 +186,32 @@ mod tests {
         assert!(selector_matches(&e("Exists", json!([])), &labels));
         assert!(!selector_matches(&e("DoesNotExist", json!([])), &labels));
         assert!(!selector_matches(&e("Bogus", json!([])), &labels));
+    }
+
+    #[test]
+    fn requests_default_to_limits() {
+        let mut pod = json!({"spec": {
+            "containers": [
+                {"name": "a", "resources": {"limits": {"cpu": "2", "memory": "1Gi"}, "requests": {"cpu": "1"}}},
+                {"name": "b"},
+                {"name": "c", "resources": {"limits": {}}}
+            ],
+            "initContainers": [{"name": "i", "resources": {"limits": {"memory": "64Mi"}}}]
+        }})
+        .as_object()
+        .unwrap()
+        .clone();
+        default_requests_from_limits(&mut pod);
+        let spec = &pod["spec"];
+        assert_eq!(
+            spec["containers"][0]["resources"]["requests"],
+            json!({"cpu": "1", "memory": "1Gi"})
+        );
+        assert!(spec["containers"][1].get("resources").is_none());
+        assert!(spec["containers"][2]["resources"].get("requests").is_none());
+        assert_eq!(
+            spec["initContainers"][0]["resources"]["requests"],
+            json!({"memory": "64Mi"})
+        );
     }
 }

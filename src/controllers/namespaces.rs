@@ -71,7 +71,15 @@ async fn finalize_terminating(api: &Api) -> Result<(), StoreError> {
             continue;
         }
         let remaining = purge_namespace(api, &ns.name).await?;
-        if remaining == 0 {
+        // Like kube, a namespace whose metadata.finalizers are not empty stays Terminating; the
+        // update that removes the last one deletes it.
+        let held = ns
+            .to_map()
+            .get("metadata")
+            .and_then(|m| m.get("finalizers"))
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        if remaining == 0 && !held {
             match api.store.delete(&kv.key, kv.mod_revision).await {
                 Ok(_) => tracing::info!(namespace = &*ns.name, "namespace finalized and removed"),
                 Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound) => {}

@@ -98,12 +98,21 @@ impl tower::Service<http::Uri> for Connector {
                 .trim_end_matches(']')
                 .to_string();
             let port = uri.port_u16().unwrap_or(443);
+            let addr = if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            };
             let tcp = TcpStream::connect((host.as_str(), port))
                 .await
-                .map_err(|e| format!("dial tcp {host}:{port}: {e}"))?;
+                .map_err(|e| format!("dial tcp {addr}: {}", go_dial_error(&e)))?;
             let _ = tcp.set_nodelay(true);
-            let name = ServerName::try_from(sni.unwrap_or(host))?;
-            let stream = tls.connect(name, tcp).await?;
+            let expected = sni.unwrap_or(host);
+            let name = ServerName::try_from(expected.clone())?;
+            let stream = tls
+                .connect(name, tcp)
+                .await
+                .map_err(|e| go_tls_error(&e, &expected))?;
             Ok(TlsConn(TokioIo::new(stream)))
         })
     }
@@ -161,6 +170,65 @@ fn tls_config(ca_bundle: &[u8]) -> Result<ClientConfig, String> {
     Ok(cfg)
 }
 
+/// A dial error as Go's `net` package words it (`connect: connection refused`).
+fn go_dial_error(e: &io::Error) -> String {
+    let text = match e.kind() {
+        io::ErrorKind::ConnectionRefused => "connect: connection refused",
+        io::ErrorKind::TimedOut => "connect: connection timed out",
+        io::ErrorKind::HostUnreachable => "connect: no route to host",
+        io::ErrorKind::NetworkUnreachable => "connect: network is unreachable",
+        io::ErrorKind::AddrNotAvailable => "connect: cannot assign requested address",
+        _ => return e.to_string(),
+    };
+    text.to_string()
+}
+
+/// A handshake error as Go's `crypto/tls` and `crypto/x509` word the usual ones.
+fn go_tls_error(e: &io::Error, host: &str) -> String {
+    use rustls::CertificateError as C;
+    let Some(rustls::Error::InvalidCertificate(cert)) =
+        e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+    else {
+        return e.to_string();
+    };
+    let x509 = match cert {
+        C::UnknownIssuer => "x509: certificate signed by unknown authority".to_string(),
+        C::NotValidForNameContext { presented, .. } => {
+            let is_ip = |n: &String| n.parse::<std::net::IpAddr>().is_ok();
+            let valid: Vec<&str> = if host.parse::<std::net::IpAddr>().is_ok() {
+                let ips: Vec<&str> = presented
+                    .iter()
+                    .filter(|n| is_ip(n))
+                    .map(String::as_str)
+                    .collect();
+                if ips.is_empty() {
+                    return format!("tls: failed to verify certificate: x509: cannot validate certificate for {host} because it doesn't contain any IP SANs");
+                }
+                ips
+            } else {
+                presented
+                    .iter()
+                    .filter(|n| !is_ip(n))
+                    .map(String::as_str)
+                    .collect()
+            };
+            if valid.is_empty() {
+                format!("x509: certificate is not valid for any names, but wanted to match {host}")
+            } else {
+                format!(
+                    "x509: certificate is valid for {}, not {host}",
+                    valid.join(", ")
+                )
+            }
+        }
+        C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
+            "x509: certificate has expired or is not yet valid".to_string()
+        }
+        other => format!("x509: {other:?}"),
+    };
+    format!("tls: failed to verify certificate: {x509}")
+}
+
 /// A failed call, worded like Go's HTTP client errors.
 #[derive(Debug)]
 pub struct CallError(pub String);
@@ -203,7 +271,7 @@ impl WebhookClients {
             let resp = client
                 .request(req)
                 .await
-                .map_err(|e| post(error_chain(&e)))?;
+                .map_err(|e| post(client_error(&e)))?;
             let status = resp.status();
             let body = resp
                 .into_body()
@@ -228,6 +296,16 @@ impl WebhookClients {
             Ok(r) => r,
             Err(_) => Err(post("context deadline exceeded".into())),
         }
+    }
+}
+
+/// A client error without hyper's own wrapping of connect errors (`client error (Connect)`),
+/// which Go's client does not have: the dial or handshake error is the message.
+fn client_error(e: &hyper_util::client::legacy::Error) -> String {
+    use std::error::Error;
+    match e.source() {
+        Some(src) if e.is_connect() => error_chain(src),
+        _ => error_chain(e),
     }
 }
 
