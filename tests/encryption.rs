@@ -167,3 +167,101 @@ async fn secrets_are_encrypted_in_etcd_and_plaintext_through_the_api() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The exact Status kube-apiserver answers for a stored value its transformers cannot read.
+fn internal_error(msg: &str) -> serde_json::Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": format!("Internal error occurred: {msg}"), "reason": "InternalError",
+           "details": {"causes": [{"message": msg}]}, "code": 500})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecryptable_values_are_500_internal_error() {
+    let etcd = EtcdServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = config_file(dir.path());
+    let mut kapi = Kapi::start(vec![
+        format!("--etcd-servers={}", etcd.endpoint),
+        format!("--encryption-provider-config={path}"),
+    ]);
+    let c = kapi.client();
+    let r = c
+        .post_json(
+            "/api/v1/namespaces/default/secrets",
+            &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "lost"},
+                    "data": {"k": "dg=="}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+
+    // Corrupt ciphertext under the configured key: too short to hold an IV.
+    let mut ec = etcd_client::Client::connect(etcd.endpoints(), None)
+        .await
+        .unwrap();
+    ec.put(
+        "/registry/secrets/default/short",
+        b"k8s:enc:aescbc:v1:key1:tooshort".to_vec(),
+        None,
+    )
+    .await
+    .unwrap();
+    let r = c.get("/api/v1/namespaces/default/secrets/short").await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        internal_error("the stored data was shorter than the required size")
+    );
+
+    // Restart with a configuration that no longer has key1 (a new key, identity still listed).
+    std::fs::write(
+        &path,
+        concat!(
+            "apiVersion: apiserver.config.k8s.io/v1\n",
+            "kind: EncryptionConfiguration\n",
+            "resources:\n",
+            "- resources:\n",
+            "  - secrets\n",
+            "  providers:\n",
+            "  - aescbc:\n",
+            "      keys:\n",
+            "      - name: key2\n",
+            "        secret: MjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjI=\n",
+            "  - identity: {}\n",
+        ),
+    )
+    .unwrap();
+    kapi.restart();
+    let c = kapi.client();
+    let r = c.get("/api/v1/namespaces/default/secrets/lost").await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text());
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert_eq!(
+        r.json(),
+        internal_error("no matching key was found for the provided AES transformer")
+    );
+    // A list that reaches the unreadable value fails as a whole, naming the key.
+    let r = c.get("/api/v1/namespaces/default/secrets").await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        internal_error(
+            "unable to transform key \"/registry/secrets/default/lost\": no matching key was found for the provided AES transformer"
+        )
+    );
+
+    // Secrets written now use key2 and read back fine next to the unreadable one.
+    let r = c
+        .post_json(
+            "/api/v1/namespaces/default/secrets",
+            &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "fresh"},
+                    "data": {"k": "dg=="}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert!(raw_value(&etcd, "/registry/secrets/default/fresh")
+        .await
+        .starts_with(b"k8s:enc:aescbc:v1:key2:"));
+    let r = c.get("/api/v1/namespaces/default/secrets/fresh").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["data"]["k"], "dg==");
+}

@@ -339,9 +339,13 @@ impl Transformer {
         r
     }
 
-    /// Opens a stored value: the first provider whose prefix the value carries decides; an
-    /// identity provider that refuses the value lets the next one try.
+    /// Opens a stored value with the providers whose prefix it carries, in order. A failure does
+    /// not stop the search (two providers of one kind share a prefix, e.g. aescbc with a new key
+    /// listed before aescbc with the old one); an identity provider refusing encrypted data is
+    /// skipped silently. If none succeeds, the errors are reported as kube-apiserver's aggregate
+    /// (`msg`, or `[msg1, msg2]` for several distinct ones).
     pub fn decrypt(&self, etcd_key: &str, stored: &Bytes) -> Result<Bytes, String> {
+        let mut errors: Vec<String> = Vec::new();
         for p in &self.providers {
             let prefix = p.prefix().as_bytes();
             if !stored.starts_with(prefix) {
@@ -354,13 +358,19 @@ impl Transformer {
                 record("from_storage", p, true);
                 return Ok(stored.clone());
             }
-            let r = p
-                .decrypt(etcd_key, &stored[prefix.len()..])
-                .map(Bytes::from);
+            let r = p.decrypt(etcd_key, &stored[prefix.len()..]);
             record("from_storage", p, r.is_ok());
-            return r;
+            match r {
+                Ok(plain) => return Ok(Bytes::from(plain)),
+                Err(e) if !errors.contains(&e) => errors.push(e),
+                Err(_) => {}
+            }
         }
-        Err("no matching prefix found".into())
+        match errors.len() {
+            0 => Err("no matching prefix found".into()),
+            1 => Err(errors.remove(0)),
+            _ => Err(format!("[{}]", errors.join(", "))),
+        }
     }
 
     /// The provider that writes (for logs and tests).
@@ -641,9 +651,21 @@ pub struct Encrypted<S> {
     t: Arc<Transforms>,
 }
 
+/// A value that cannot be transformed: kube-apiserver answers 500 InternalError with the
+/// transformer's message alone (the key is only logged).
 fn transform_error(key: &str, e: &str) -> StoreError {
     tracing::error!(key, error = e, "unable to transform a stored value");
-    StoreError::Unavailable(format!("unable to transform key {key:?}: {e}"))
+    StoreError::Internal(e.to_string())
+}
+
+/// Lists name the key that failed (kube-apiserver's GetList: `unable to transform key "k": e`).
+fn keyed(key: &str, e: StoreError) -> StoreError {
+    match e {
+        StoreError::Internal(m) => {
+            StoreError::Internal(format!("unable to transform key {key:?}: {m}"))
+        }
+        other => other,
+    }
 }
 
 impl<S: Store> Encrypted<S> {
@@ -768,7 +790,10 @@ impl<S: Store> Store for Encrypted<S> {
         let mut r = self.inner.range(prefix, start, limit, revision).await?;
         r.kvs = std::mem::take(&mut r.kvs)
             .into_iter()
-            .map(|kv| self.t.open_kv(kv))
+            .map(|kv| {
+                let key = kv.key.clone();
+                self.t.open_kv(kv).map_err(|e| keyed(&key, e))
+            })
             .collect::<StoreResult<_>>()?;
         Ok(r)
     }
@@ -991,6 +1016,51 @@ mod tests {
         assert_eq!(
             &t.decrypt(SECRET_KEY, &Bytes::from(stored)).unwrap()[..],
             b"hello kapi"
+        );
+    }
+
+    #[test]
+    fn providers_of_one_kind_are_all_tried_and_their_errors_aggregated() {
+        let old = secrets(&keys("aescbc", &[("key2", KEY2)]));
+        let written_before = old.encrypt(SECRET_KEY, b"v1").unwrap();
+        // Two aescbc providers share the prefix: the first one's miss must not end the search.
+        let two =
+            secrets(&(keys("aescbc", &[("key1", KEY1)]) + &keys("aescbc", &[("key2", KEY2)])));
+        assert_eq!(
+            &two.decrypt(SECRET_KEY, &written_before).unwrap()[..],
+            b"v1"
+        );
+        // An unknown key name: one error per distinct message, identity skipped silently.
+        let only_new = secrets(&(keys("aescbc", &[("key1", KEY1)]) + "  - identity: {}\n"));
+        assert_eq!(
+            only_new.decrypt(SECRET_KEY, &written_before).unwrap_err(),
+            "no matching key was found for the provided AES transformer"
+        );
+        let mixed =
+            secrets(&(keys("aescbc", &[("key1", KEY1)]) + &keys("secretbox", &[("s1", KEY1)])));
+        let boxed = secrets(&keys("secretbox", &[("s9", KEY1)]))
+            .encrypt(SECRET_KEY, b"v")
+            .unwrap();
+        assert_eq!(
+            mixed.decrypt(SECRET_KEY, &boxed).unwrap_err(),
+            "no matching key was found for the provided Secretbox transformer"
+        );
+        let two_keys_missing =
+            secrets(&(keys("aescbc", &[("key1", KEY1)]) + &keys("aescbc", &[("key3", KEY1)])));
+        assert_eq!(
+            two_keys_missing
+                .decrypt(SECRET_KEY, &written_before)
+                .unwrap_err(),
+            "no matching key was found for the provided AES transformer"
+        );
+        // Distinct failures are listed, as kube-apiserver's aggregate error.
+        let sealed = secrets(&keys("aesgcm", &[("g1", KEY1)]))
+            .encrypt(SECRET_KEY, b"v")
+            .unwrap();
+        let wrong = secrets(&(keys("aesgcm", &[("g1", KEY2)]) + &keys("aesgcm", &[("g2", KEY1)])));
+        assert_eq!(
+            wrong.decrypt(SECRET_KEY, &sealed).unwrap_err(),
+            "[cipher: message authentication failed, no matching key was found for the provided AES transformer]"
         );
     }
 
@@ -1257,10 +1327,7 @@ mod tests {
             .await
             .unwrap();
         let err = s.get("/registry/secrets/default/old").await.unwrap_err();
-        assert!(
-            err.to_string().contains("no matching prefix found"),
-            "{err}"
-        );
+        assert_eq!(err, StoreError::Internal("no matching prefix found".into()));
         assert!(s.range("/registry/secrets/", None, 0, 0).await.is_err());
         // A value copied to another key fails authentication (AES-GCM binds the key).
         s.create(SECRET_KEY, Bytes::from_static(b"{}"))

@@ -7,6 +7,12 @@
 //! - etcd's "required revision has been compacted" error does not carry the compacted revision;
 //!   `range`/`count`/`compact` find it by opening a short watch from revision 1, which etcd
 //!   cancels with the compact revision (bounded by a timeout; `compacted: 0` if it fails).
+//! - Several `--etcd-servers`: etcd-client balances requests over all endpoints but never retries,
+//!   so with one member down a share of requests would fail. Each endpoint gets its own client
+//!   instead, requests go to one active member, and a request its member could not serve moves on
+//!   to the next one (which becomes the active member): reads on any transport failure, writes
+//!   only when no connection could be made (the request was never sent, so it cannot apply
+//!   twice).
 
 use super::{
     prefix_end, KeyValue, RangeResult, Revision, Store, StoreError, StoreEvent, StoreResult,
@@ -20,7 +26,10 @@ use etcd_client::{
     WatchStream,
 };
 use futures::stream::{BoxStream, StreamExt};
+use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Client TLS material for talking to etcd (PEM files).
@@ -31,12 +40,46 @@ pub struct EtcdTls {
     pub key_file: Option<PathBuf>,
 }
 
-/// A `Store` backed by an etcd v3 cluster.
+impl EtcdTls {
+    /// TLS settings from `--etcd-cafile/--etcd-certfile/--etcd-keyfile`; `None` if none is set.
+    /// Any one of them turns TLS on, so that a lone key file is reported rather than ignored.
+    pub fn from_flags(
+        ca_file: Option<PathBuf>,
+        cert_file: Option<PathBuf>,
+        key_file: Option<PathBuf>,
+    ) -> Option<EtcdTls> {
+        (ca_file.is_some() || cert_file.is_some() || key_file.is_some()).then_some(EtcdTls {
+            ca_file,
+            cert_file,
+            key_file,
+        })
+    }
+}
+
+/// One etcd endpoint and its clients.
 #[derive(Clone)]
-pub struct EtcdStore {
+struct Member {
+    endpoint: String,
     client: Client,
     kv: KvClient,
     watch: WatchClient,
+}
+
+/// A `Store` backed by an etcd v3 cluster (see the module notes on several endpoints).
+#[derive(Clone)]
+pub struct EtcdStore {
+    members: Arc<[Member]>,
+    /// Index of the member requests go to first.
+    active: Arc<AtomicUsize>,
+}
+
+/// Whether a request may be sent again to another member after a failure.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replay {
+    /// Reads and watch creation: always.
+    Safe,
+    /// Writes: only if the failed attempt never reached etcd.
+    IfUnsent,
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,45 +88,131 @@ const MAX_MESSAGE: usize = i32::MAX as usize;
 const WATCH_CREATE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl EtcdStore {
-    /// Connects to etcd and checks that it answers (bounded by a few seconds).
+    /// Connects to etcd and checks that one of the endpoints answers (each bounded by a few
+    /// seconds); the first that does becomes the active member. The error names every
+    /// endpoint's failure, with a hint when it looks like a TLS misconfiguration.
     pub async fn connect(endpoints: &[String], tls: Option<EtcdTls>) -> Result<Self, StoreError> {
-        let mut options = ConnectOptions::new()
-            .with_connect_timeout(CONNECT_TIMEOUT)
-            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
-            .with_keep_alive_while_idle(true);
-        if let Some(tls) = tls {
-            options = options.with_tls(tls_options(&tls)?);
+        if endpoints.is_empty() {
+            return Err(StoreError::Unavailable("no etcd endpoints given".into()));
         }
-        let client = Client::connect(endpoints, Some(options))
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("etcd connect: {e}")))?;
-        // Lists and watch catch-up batches can be far larger than tonic's 4 MiB default.
-        let store = EtcdStore {
-            kv: client.kv_client().max_decoding_message_size(MAX_MESSAGE),
-            watch: client.watch_client().max_decoding_message_size(MAX_MESSAGE),
-            client,
-        };
-        match tokio::time::timeout(CONNECT_TIMEOUT * 2, store.current_revision()).await {
-            Ok(Ok(_)) => Ok(store),
-            Ok(Err(e)) => Err(StoreError::Unavailable(format!(
-                "etcd at {endpoints:?} does not answer: {e}"
-            ))),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "etcd at {endpoints:?} does not answer (timeout)"
-            ))),
+        let tls_opts = tls.as_ref().map(tls_options).transpose()?;
+        let mut members = Vec::with_capacity(endpoints.len());
+        for endpoint in endpoints {
+            let mut options = ConnectOptions::new()
+                .with_connect_timeout(CONNECT_TIMEOUT)
+                .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
+                .with_keep_alive_while_idle(true);
+            match &tls_opts {
+                // As kube-apiserver's etcd client: credentials are dropped for http:// endpoints.
+                Some(_) if endpoint.starts_with("http://") => {
+                    tracing::warn!(
+                        %endpoint,
+                        "plain http:// etcd endpoint: the --etcd-* TLS files are not used for it"
+                    );
+                }
+                Some(t) => options = options.with_tls(t.clone()),
+                None => {}
+            }
+            // Connecting is lazy: this only validates the endpoint and builds the channel.
+            let client = Client::connect([endpoint], Some(options))
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("etcd endpoint {endpoint}: {e}")))?;
+            // Lists and watch catch-up batches can be far larger than tonic's 4 MiB default.
+            members.push(Member {
+                endpoint: endpoint.clone(),
+                kv: client.kv_client().max_decoding_message_size(MAX_MESSAGE),
+                watch: client.watch_client().max_decoding_message_size(MAX_MESSAGE),
+                client,
+            });
         }
+        let mut failures = Vec::new();
+        for (i, m) in members.iter().enumerate() {
+            let mut kv = m.kv.clone();
+            let probe = kv.get("/", Some(GetOptions::new().with_count_only()));
+            match tokio::time::timeout(CONNECT_TIMEOUT * 2, probe).await {
+                Ok(Ok(_)) => {
+                    if !failures.is_empty() {
+                        tracing::warn!(
+                            endpoint = %m.endpoint,
+                            unreachable = ?failures,
+                            "using a later etcd endpoint"
+                        );
+                    }
+                    return Ok(EtcdStore {
+                        members: members.into(),
+                        active: Arc::new(AtomicUsize::new(i)),
+                    });
+                }
+                Ok(Err(e)) => {
+                    failures.push(format!("{}: {e}{}", m.endpoint, tls_hint(&e, tls.as_ref())))
+                }
+                Err(_) => failures.push(format!(
+                    "{}: no answer within {:?}",
+                    m.endpoint,
+                    CONNECT_TIMEOUT * 2
+                )),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "no etcd endpoint answers: {}",
+            failures.join("; ")
+        )))
     }
 
-    /// The underlying etcd client (for health checks and metrics).
+    /// The active member's etcd client (for health checks and metrics).
     pub fn client(&self) -> Client {
-        self.client.clone()
+        self.member(self.active.load(Ordering::Relaxed))
+            .client
+            .clone()
+    }
+
+    fn member(&self, i: usize) -> &Member {
+        &self.members[i % self.members.len()]
+    }
+
+    /// Runs `op` against the active member and, when that member could not serve it (see
+    /// [`member_down`]), against the next ones in turn, making the one tried next active.
+    async fn call<T, F, Fut>(&self, replay: Replay, op: F) -> Result<T, etcd_client::Error>
+    where
+        F: Fn(Member) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let n = self.members.len();
+        let first = self.active.load(Ordering::Relaxed) % n;
+        let mut tried = 0;
+        loop {
+            let i = (first + tried) % n;
+            let m = self.member(i).clone();
+            let endpoint = m.endpoint.clone();
+            match op(m).await {
+                Err(e) if tried + 1 < n && member_down(&e, replay) => {
+                    tracing::warn!(
+                        %endpoint,
+                        error = %e,
+                        "etcd endpoint failed; trying the next one"
+                    );
+                    // Only the first caller to see this member fail moves the pointer on.
+                    let _ = self.active.compare_exchange(
+                        i,
+                        (i + 1) % n,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                    tried += 1;
+                }
+                r => return r,
+            }
+        }
     }
 
     /// The revision etcd has compacted to, found by watching from revision 1 (etcd cancels such a
     /// watch with its compact revision). 0 if it cannot be determined.
     async fn compacted_revision(&self) -> Revision {
         let probe = async {
-            let mut client = self.watch.clone();
+            let mut client = self
+                .member(self.active.load(Ordering::Relaxed))
+                .watch
+                .clone();
             let opts = WatchOptions::new().with_start_revision(1);
             let mut ws = client.watch("/", Some(opts)).await.ok()?;
             loop {
@@ -122,7 +251,13 @@ impl EtcdStore {
             ])
             .and_then([op])
             .or_else([TxnOp::get(key, None)]);
-        let resp = self.kv.clone().txn(txn).await.map_err(map_err)?;
+        let resp = self
+            .call(Replay::IfUnsent, |mut m| {
+                let txn = txn.clone();
+                async move { m.kv.txn(txn).await }
+            })
+            .await
+            .map_err(map_err)?;
         if resp.succeeded() {
             return header_revision(resp.header());
         }
@@ -132,6 +267,89 @@ impl EtcdStore {
             }),
             None => Err(StoreError::NotFound),
         }
+    }
+}
+
+/// The errors in `status`'s source chain.
+fn sources(status: &tonic::Status) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(std::error::Error::source(status), |e| e.source())
+}
+
+/// Whether `e` means the member could not serve the request, so that another one may.
+/// A status carrying a source was made by the client (transport failure); one without came from
+/// etcd itself, and only its "unavailable" (no leader, stopping) says the member cannot serve.
+fn member_down(e: &etcd_client::Error, replay: Replay) -> bool {
+    let status = match e {
+        etcd_client::Error::GRpcStatus(status) => status,
+        // Building the channel failed: nothing was sent.
+        etcd_client::Error::TransportError(_) => return true,
+        _ => return false,
+    };
+    let unsent = sources(status).any(|s| s.is::<tonic::ConnectError>());
+    match replay {
+        Replay::IfUnsent => unsent,
+        Replay::Safe => {
+            unsent
+                || status.code() == tonic::Code::Unavailable
+                || (std::error::Error::source(status).is_some()
+                    && matches!(
+                        status.code(),
+                        tonic::Code::Unknown | tonic::Code::Cancelled | tonic::Code::Internal
+                    ))
+        }
+    }
+}
+
+/// A hint appended to a connection failure that looks like a TLS misconfiguration.
+fn tls_hint(e: &etcd_client::Error, tls: Option<&EtcdTls>) -> String {
+    let text = match e {
+        etcd_client::Error::GRpcStatus(s) => {
+            let mut t = s.message().to_string();
+            for src in sources(s) {
+                t.push_str(&format!(" {src} {src:?}"));
+            }
+            t
+        }
+        other => format!("{other} {other:?}"),
+    };
+    let has = |needle: &str| text.contains(needle);
+    let ca = tls.and_then(|t| t.ca_file.as_ref());
+    let cert = tls.and_then(|t| t.cert_file.as_ref());
+    if has("invalid peer certificate") || has("InvalidCertificate") {
+        return match ca {
+            Some(ca) => format!(
+                " (etcd's serving certificate does not verify against --etcd-cafile={})",
+                ca.display()
+            ),
+            None => " (etcd's serving certificate cannot be verified: pass the CA that signed it \
+                 with --etcd-cafile)"
+                .into(),
+        };
+    }
+    // With TLS 1.3 the client finishes its handshake before etcd checks the certificate, so a
+    // rejection shows as an alert, or as the connection closing under the first request.
+    let rejected = [
+        "BadCertificate",
+        "CertificateRequired",
+        "UnknownCA",
+        "connection closed",
+        "operation was canceled",
+        "BrokenPipe",
+        "ConnectionReset",
+        "UnexpectedEof",
+    ]
+    .iter()
+    .any(|n| has(n));
+    match (tls, cert) {
+        (Some(_), None) if rejected => " (etcd closed the TLS connection: it may require a client \
+             certificate; pass --etcd-certfile and --etcd-keyfile)"
+            .into(),
+        (Some(_), Some(cert)) if rejected => format!(
+            " (etcd closed the TLS connection: it may have rejected the client certificate \
+             --etcd-certfile={}; it must be signed by a CA in etcd's --trusted-ca-file)",
+            cert.display()
+        ),
+        _ => String::new(),
     }
 }
 
@@ -281,7 +499,13 @@ async fn next_watch_message(state: WatchState) -> Option<(StoreResult<WatchMessa
 #[async_trait]
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> StoreResult<(Option<KeyValue>, Revision)> {
-        let resp = self.kv.clone().get(key, None).await.map_err(map_err)?;
+        let resp = self
+            .call(
+                Replay::Safe,
+                |mut m| async move { m.kv.get(key, None).await },
+            )
+            .await
+            .map_err(map_err)?;
         let kv = resp.kvs().first().map(convert_kv).transpose()?;
         Ok((kv, header_revision(resp.header())?))
     }
@@ -298,7 +522,13 @@ impl Store for EtcdStore {
             .with_range(end)
             .with_limit(limit.max(0))
             .with_revision(revision.max(0));
-        let resp = match self.kv.clone().get(from, Some(opts)).await {
+        let resp = match self
+            .call(Replay::Safe, |mut m| {
+                let (from, opts) = (from.clone(), opts.clone());
+                async move { m.kv.get(from, Some(opts)).await }
+            })
+            .await
+        {
             Ok(resp) => resp,
             Err(e) => return Err(self.read_err(e).await),
         };
@@ -337,7 +567,13 @@ impl Store for EtcdStore {
         } else {
             opts.with_count_only()
         };
-        let resp = match self.kv.clone().get(from, Some(opts)).await {
+        let resp = match self
+            .call(Replay::Safe, |mut m| {
+                let (from, opts) = (from.clone(), opts.clone());
+                async move { m.kv.get(from, Some(opts)).await }
+            })
+            .await
+        {
             Ok(resp) => resp,
             Err(e) => return Err(self.read_err(e).await),
         };
@@ -353,7 +589,13 @@ impl Store for EtcdStore {
             .when([Compare::mod_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, value.to_vec(), None)])
             .or_else([TxnOp::get(key, None)]);
-        let resp = self.kv.clone().txn(txn).await.map_err(map_err)?;
+        let resp = self
+            .call(Replay::IfUnsent, |mut m| {
+                let txn = txn.clone();
+                async move { m.kv.txn(txn).await }
+            })
+            .await
+            .map_err(map_err)?;
         if resp.succeeded() {
             header_revision(resp.header())
         } else {
@@ -381,24 +623,30 @@ impl Store for EtcdStore {
             .with_prev_key()
             .with_progress_notify()
             .with_start_revision(from.max(0));
-        let ws = self
-            .watch
-            .clone()
-            .watch(key, Some(opts))
-            .await
-            .map_err(map_err)?;
         // Wait until etcd has registered the watcher, so that a watch from "now" (0) sees every
         // write made after this call returns. Anything else read meanwhile is kept for the stream.
-        let mut ws = ws;
-        let first = tokio::time::timeout(WATCH_CREATE_TIMEOUT, ws.message())
+        // Etcd errors (the outer Result) may move on to another member; the rest end the call.
+        let created = self
+            .call(Replay::Safe, |mut m| {
+                let (key, opts) = (key.clone(), opts.clone());
+                async move {
+                    let mut ws = m.watch.watch(key, Some(opts)).await?;
+                    let Ok(first) = tokio::time::timeout(WATCH_CREATE_TIMEOUT, ws.message()).await
+                    else {
+                        return Ok(Err(StoreError::Unavailable(
+                            "etcd: watch creation timed out".into(),
+                        )));
+                    };
+                    Ok(match first? {
+                        Some(resp) if resp.created() && !resp.canceled() => Ok((ws, None)),
+                        Some(resp) => Ok((ws, Some(resp))),
+                        None => Err(StoreError::Unavailable("etcd: watch stream closed".into())),
+                    })
+                }
+            })
             .await
-            .map_err(|_| StoreError::Unavailable("etcd: watch creation timed out".into()))?;
-        let pending = match first {
-            Ok(Some(resp)) if resp.created() && !resp.canceled() => None,
-            Ok(Some(resp)) => Some(resp),
-            Ok(None) => return Err(StoreError::Unavailable("etcd: watch stream closed".into())),
-            Err(e) => return Err(map_err(e)),
-        };
+            .map_err(map_err)?;
+        let (ws, pending) = created?;
         // The WatchStream (request sender + response stream) lives in the unfold state, so
         // dropping the returned stream cancels the etcd watch.
         Ok(futures::stream::unfold(Some((ws, pending)), next_watch_message).boxed())
@@ -406,16 +654,22 @@ impl Store for EtcdStore {
 
     async fn current_revision(&self) -> StoreResult<Revision> {
         let resp = self
-            .kv
-            .clone()
-            .get("/", Some(GetOptions::new().with_count_only()))
+            .call(Replay::Safe, |mut m| async move {
+                m.kv.get("/", Some(GetOptions::new().with_count_only()))
+                    .await
+            })
             .await
             .map_err(map_err)?;
         header_revision(resp.header())
     }
 
     async fn compact(&self, revision: Revision) -> StoreResult<()> {
-        match self.kv.clone().compact(revision, None).await {
+        match self
+            .call(Replay::IfUnsent, |mut m| async move {
+                m.kv.compact(revision, None).await
+            })
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => Err(self.read_err(e).await),
         }

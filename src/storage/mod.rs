@@ -92,6 +92,10 @@ pub enum StoreError {
     /// The store could not be reached or answered with an error.
     #[error("{0}")]
     Unavailable(String),
+    /// A stored value cannot be read back (e.g. encryption at rest cannot decrypt it): a server
+    /// fault, not an outage — kube-apiserver's storage InternalError (500 InternalError).
+    #[error("{0}")]
+    Internal(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

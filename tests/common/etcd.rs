@@ -21,6 +21,15 @@ pub struct EtcdServer {
     _dir: tempfile::TempDir,
 }
 
+/// Serving TLS for [`EtcdServer::start_tls`] (PEM files): etcd's serving certificate and key, and
+/// the CA its clients' certificates must chain to (etcd runs with `--client-cert-auth`).
+#[derive(Clone, Debug)]
+pub struct EtcdServerTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub trusted_ca_file: PathBuf,
+}
+
 /// A free loopback port (bound then released; a small race with other processes remains, which
 /// `start` covers by retrying).
 pub fn free_port() -> u16 {
@@ -49,9 +58,20 @@ impl EtcdServer {
     /// Starts etcd on random loopback ports with a 200ms watch progress-notify interval and
     /// waits (up to ~20 s) until it reports healthy. Panics with etcd's log on failure.
     pub fn start() -> EtcdServer {
+        Self::start_with(None)
+    }
+
+    /// Like [`start`](Self::start), but clients must speak TLS (`https://` endpoint) and present
+    /// a certificate signed by `tls.trusted_ca_file`. Metrics and `/health` stay on plain HTTP
+    /// (`--listen-metrics-urls`), which is also how readiness is checked here.
+    pub fn start_tls(tls: &EtcdServerTls) -> EtcdServer {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&EtcdServerTls>) -> EtcdServer {
         let mut last_err = String::new();
         for _ in 0..3 {
-            match Self::try_start() {
+            match Self::try_start(tls) {
                 Ok(server) => return server,
                 Err(e) => last_err = e,
             }
@@ -59,7 +79,7 @@ impl EtcdServer {
         panic!("could not start etcd: {last_err}");
     }
 
-    fn try_start() -> Result<EtcdServer, String> {
+    fn try_start(tls: Option<&EtcdServerTls>) -> Result<EtcdServer, String> {
         let bin = etcd_binary();
         let dir = tempfile::Builder::new()
             .prefix("kapi-etcd-")
@@ -68,12 +88,23 @@ impl EtcdServer {
         let data_dir = dir.path().join("data");
         let log_file = dir.path().join("etcd.log");
         let (client, peer, metrics) = (free_port(), free_port(), free_port());
-        let endpoint = format!("http://127.0.0.1:{client}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let endpoint = format!("{scheme}://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         let metrics_base = format!("http://127.0.0.1:{metrics}");
         let log = std::fs::File::create(&log_file).map_err(|e| format!("log file: {e}"))?;
         let log2 = log.try_clone().map_err(|e| format!("log file: {e}"))?;
-        let child = Command::new(&bin)
+        let mut cmd = Command::new(&bin);
+        if let Some(tls) = tls {
+            cmd.arg(format!("--cert-file={}", tls.cert_file.display()))
+                .arg(format!("--key-file={}", tls.key_file.display()))
+                .arg(format!(
+                    "--trusted-ca-file={}",
+                    tls.trusted_ca_file.display()
+                ))
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
             .arg("--name=kapi-test")
             .arg(format!("--data-dir={}", data_dir.display()))
             .arg(format!("--listen-client-urls={endpoint}"))
@@ -100,7 +131,9 @@ impl EtcdServer {
             child,
             _dir: dir,
         };
-        let addr: SocketAddr = ([127, 0, 0, 1], client).into();
+        // With TLS the client port needs a certificate; the metrics listener serves /health too.
+        let health_port = if tls.is_some() { metrics } else { client };
+        let addr: SocketAddr = ([127, 0, 0, 1], health_port).into();
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {

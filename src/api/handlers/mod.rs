@@ -116,6 +116,8 @@ pub fn store_error(e: StoreError, res: &ResourceInfo, op: &str) -> ApiError {
             tracing::warn!(resource = res.plural, operation = op, error = %msg, "store unavailable");
             ApiError::server_timeout(op, res)
         }
+        // "Internal error occurred: <msg>", as kube-apiserver's storage InternalError.
+        StoreError::Internal(msg) => ApiError::internal(msg),
         other => ApiError::internal(other),
     }
 }
