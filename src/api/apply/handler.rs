@@ -1,24 +1,36 @@
 //! `PATCH` with `application/apply-patch+yaml`: server-side apply over the store.
 //!
 //! Decode the configuration (YAML, of which JSON is a subset), check it against the endpoint,
-//! read the live object, run [`super::apply`], apply the endpoint's strategy, and write with
-//! compare-and-swap, retrying from the read when another writer got there first. A missing
-//! object is created (201); otherwise 200.
+//! read the live object, run [`super::apply`], then go through admission and the endpoint's
+//! strategy as kube-apiserver's patch handler does, and write with compare-and-swap, retrying
+//! from the read when another writer got there first. A missing object is created (201);
+//! otherwise 200.
 //!
-//! The endpoint strategy (namespace, metadata validation, create/update preparation) is the one
-//! `handlers/write.rs` applies to every write.
+//! Per attempt, in kube's order: apply (managedFields computed for the applier) → mutating
+//! admission (`CREATE` when the object does not exist, else `UPDATE` with the live object as the
+//! old one; dry runs too, flagged `dryRun`) → RBAC escalation check → strategy and metadata
+//! validation → validating admission → write. Changes made by mutating admission are not
+//! attributed to the applier, as in kube (the field manager runs before admission), so a later
+//! apply that omits them does not remove them.
+//!
+//! The endpoint strategy (namespace, metadata validation, create/update preparation) and the
+//! admission calls are the ones `handlers/write.rs` makes for every write.
 
-use super::managed::{apply, ignore_managed_fields_timestamps, validate_patch_options};
+use super::managed::{
+    apply, decode_managed_fields, ignore_managed_fields_timestamps, validate_patch_options,
+};
 use super::schema::Schema;
+use crate::admission::{Attributes, Operation};
 use crate::api::handlers::write::{
-    check_namespace, now_rfc3339, prepare_for_create, prepare_for_update, resolve_namespace,
-    validate_meta,
+    now_rfc3339, prepare_for_create, prepare_for_update, resolve_namespace, validate_meta,
+    with_warnings,
 };
 use crate::api::handlers::{object_response, parse_rv, store_error, Api, Format, Resp};
 use crate::api::request::{Query, ResourcePath};
 use crate::api::status::ApiError;
+use crate::auth::authz::escalation;
 use crate::object::codec;
-use crate::object::raw::{meta, meta_str, RawObject};
+use crate::object::raw::{meta, meta_mut, meta_str, RawObject};
 use crate::storage::StoreError;
 use bytes::Bytes;
 use http::HeaderMap;
@@ -61,133 +73,201 @@ pub async fn apply_patch(
     let schema = Schema::for_kind(&res.api_version(), res.kind, &subresource);
     let key = api.key(res, path.namespace.as_deref(), &name);
 
-    for _ in 0..MAX_ATTEMPTS {
-        let (kv, _) = api
-            .store
-            .get(&key)
-            .await
-            .map_err(|e| store_error(e, res, "get"))?;
-        let current = match &kv {
-            Some(kv) => Some(RawObject::from_kv(res, kv).map_err(ApiError::internal)?),
-            None => None,
-        };
-        let live = current.as_ref().map(RawObject::to_map);
-        if live.is_none() && !subresource.is_empty() {
-            return Err(ApiError::not_found(res, &name));
-        }
-        let now = now_rfc3339();
-        let mut new = apply(live.as_ref(), &applied, &manager, force, &schema, &now)
-            .map_err(|e| e.to_api_error())?;
-        check_name(&new, &name, path.namespace.as_deref())?;
-        if subresource.is_empty() {
-            crate::auth::authz::escalation::check(
-                api,
-                &crate::auth::authz::escalation::Write {
-                    res,
-                    namespace: path.namespace.as_deref(),
-                    url_name: &name,
-                    name: &name,
-                    user: &q.requester,
-                    old: live.as_ref(),
-                    new: &new,
-                },
-            )
-            .await?;
-        }
-
-        let (Some(kv), Some(current), Some(live)) = (kv, current, live) else {
-            // Create.
-            if precondition.is_some() {
+    // Admission warnings go out with the answer, errors included (as for every write).
+    let mut warnings: Vec<String> = Vec::new();
+    let result = async {
+        for _ in 0..MAX_ATTEMPTS {
+            warnings.clear();
+            let (kv, _) = api
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| store_error(e, res, "get"))?;
+            let current = match &kv {
+                Some(kv) => Some(RawObject::from_kv(res, kv).map_err(ApiError::internal)?),
+                None => None,
+            };
+            let live = current.as_ref().map(RawObject::to_map);
+            if live.is_none() && !subresource.is_empty() {
+                return Err(ApiError::not_found(res, &name));
+            }
+            if live.is_none() && precondition.is_some() {
                 return Err(ApiError::modified_conflict(res, &name));
             }
+            let now = now_rfc3339();
+            let mut new = apply(live.as_ref(), &applied, &manager, force, &schema, &now)
+                .map_err(|e| e.to_api_error())?;
+            check_name(&new, &name, path.namespace.as_deref())?;
             let ns = resolve_namespace(res, path, &mut new)?;
-            let causes = validate_meta(res, &new, true);
+
+            let (operation, options_kind) = match live {
+                None => (Operation::Create, "CreateOptions"),
+                Some(_) => (Operation::Update, "UpdateOptions"),
+            };
+            let mut attrs =
+                Attributes::new(operation, res, ns.as_deref(), &name, q.requester.clone())
+                    .with_subresource(path.subresource.as_deref())
+                    .with_dry_run(q.is_dry_run())
+                    .with_options(admission_options(options_kind, q, &manager));
+            if let Some(live) = &live {
+                attrs = attrs.with_old_object(live.clone());
+            }
+            let managed_before = meta(&new).and_then(|m| m.get("managedFields")).cloned();
+            attrs = attrs.with_object(new);
+            warnings.extend(api.admission.mutate(api, &mut attrs).await?);
+            let mut new = attrs.object.take().unwrap_or_default();
+            restore_invalid_managed_fields(&mut new, managed_before, &mut warnings);
+            // A mutation may not move the object to another key.
+            check_name(&new, &name, ns.as_deref())?;
+            if subresource.is_empty() {
+                escalation::check(
+                    api,
+                    &escalation::Write {
+                        res,
+                        namespace: ns.as_deref(),
+                        url_name: &name,
+                        name: &name,
+                        user: &q.requester,
+                        old: live.as_ref(),
+                        new: &new,
+                    },
+                )
+                .await?;
+            }
+
+            let (Some(kv), Some(current), Some(live)) = (kv, current, live) else {
+                // Create.
+                let causes = validate_meta(res, &new, true);
+                if !causes.is_empty() {
+                    return Err(ApiError::invalid(res, &name, causes));
+                }
+                prepare_for_create(res, &mut new);
+                attrs.object = Some(new.clone());
+                warnings.extend(api.admission.validate(api, &attrs).await?);
+                if q.is_dry_run() {
+                    return Ok(object_response(201, format, codec::served(res, &new, None)));
+                }
+                match api.store.create(&key, codec::stored(res, &new)).await {
+                    Ok(rev) => {
+                        return Ok(object_response(
+                            201,
+                            format,
+                            codec::served(res, &new, Some(rev)),
+                        ))
+                    }
+                    // Someone created it meanwhile: apply to theirs.
+                    Err(StoreError::AlreadyExists) => continue,
+                    Err(e) => return Err(store_error(e, res, "create")),
+                }
+            };
+
+            // Update. The precondition is checked after mutating admission, as kube's
+            // GuaranteedUpdate does.
+            if let Some(p) = precondition {
+                if p != kv.mod_revision {
+                    return Err(ApiError::modified_conflict(res, &name));
+                }
+            }
+            prepare_for_update(
+                res,
+                Some(subresource.as_str()).filter(|s| !s.is_empty()),
+                &live,
+                &mut new,
+                &name,
+            )?;
+            // A change the strategy undid (status, say) leaves only new timestamps: keep the old.
+            ignore_managed_fields_timestamps(&live, &mut new);
+            let causes = validate_meta(res, &new, false);
             if !causes.is_empty() {
                 return Err(ApiError::invalid(res, &name, causes));
             }
-            if let Some(ns) = ns.as_deref() {
-                check_namespace(api, res, ns, &name).await?;
+            attrs.object = Some(new.clone());
+            warnings.extend(api.admission.validate(api, &attrs).await?);
+            let stored = codec::stored(res, &new);
+            if stored == kv.value {
+                return Ok(object_response(200, format, current.json().clone()));
             }
-            prepare_for_create(res, &mut new);
             if q.is_dry_run() {
-                return Ok(object_response(201, format, codec::served(res, &new, None)));
+                return Ok(object_response(
+                    200,
+                    format,
+                    codec::served(res, &new, Some(kv.mod_revision)),
+                ));
             }
-            match api.store.create(&key, codec::stored(res, &new)).await {
+            let deleting = meta(&new).is_some_and(|m| m.contains_key("deletionTimestamp"));
+            let finalizers_empty = meta(&new)
+                .and_then(|m| m.get("finalizers"))
+                .and_then(Value::as_array)
+                .is_none_or(|f| f.is_empty());
+            let result = if deleting && finalizers_empty {
+                api.store.delete(&key, kv.mod_revision).await
+            } else {
+                api.store.update(&key, stored, kv.mod_revision).await
+            };
+            match result {
                 Ok(rev) => {
                     return Ok(object_response(
-                        201,
+                        200,
                         format,
                         codec::served(res, &new, Some(rev)),
                     ))
                 }
-                // Someone created it meanwhile: apply to theirs.
-                Err(StoreError::AlreadyExists) => continue,
-                Err(e) => return Err(store_error(e, res, "create")),
-            }
-        };
-
-        // Update.
-        if let Some(p) = precondition {
-            if p != kv.mod_revision {
-                return Err(ApiError::modified_conflict(res, &name));
+                Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound)
+                    if precondition.is_none() =>
+                {
+                    continue
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    return Err(ApiError::modified_conflict(res, &name))
+                }
+                Err(StoreError::NotFound) => return Err(ApiError::not_found(res, &name)),
+                Err(e) => return Err(store_error(e, res, "update")),
             }
         }
-        resolve_namespace(res, path, &mut new)?;
-        prepare_for_update(
-            res,
-            Some(subresource.as_str()).filter(|s| !s.is_empty()),
-            &live,
-            &mut new,
-            &name,
-        )?;
-        // A change the strategy undid (status, say) leaves only new timestamps: keep the old.
-        ignore_managed_fields_timestamps(&live, &mut new);
-        let causes = validate_meta(res, &new, false);
-        if !causes.is_empty() {
-            return Err(ApiError::invalid(res, &name, causes));
-        }
-        let stored = codec::stored(res, &new);
-        if stored == kv.value {
-            return Ok(object_response(200, format, current.json().clone()));
-        }
-        if q.is_dry_run() {
-            return Ok(object_response(
-                200,
-                format,
-                codec::served(res, &new, Some(kv.mod_revision)),
-            ));
-        }
-        let deleting = meta(&new).is_some_and(|m| m.contains_key("deletionTimestamp"));
-        let finalizers_empty = meta(&new)
-            .and_then(|m| m.get("finalizers"))
-            .and_then(Value::as_array)
-            .is_none_or(|f| f.is_empty());
-        let result = if deleting && finalizers_empty {
-            api.store.delete(&key, kv.mod_revision).await
-        } else {
-            api.store.update(&key, stored, kv.mod_revision).await
-        };
-        match result {
-            Ok(rev) => {
-                return Ok(object_response(
-                    200,
-                    format,
-                    codec::served(res, &new, Some(rev)),
-                ))
-            }
-            Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound)
-                if precondition.is_none() =>
-            {
-                continue
-            }
-            Err(StoreError::Conflict { .. }) => {
-                return Err(ApiError::modified_conflict(res, &name))
-            }
-            Err(StoreError::NotFound) => return Err(ApiError::not_found(res, &name)),
-            Err(e) => return Err(store_error(e, res, "update")),
-        }
+        Err(ApiError::modified_conflict(res, &name))
     }
-    Err(ApiError::modified_conflict(res, &name))
+    .await;
+    with_warnings(result, &warnings)
+}
+
+/// The CreateOptions / UpdateOptions admission (and webhooks) see for an apply
+/// (`patchToCreateOptions` / `patchToUpdateOptions`; empty fields are omitted).
+fn admission_options(kind: &str, q: &Query, manager: &str) -> Value {
+    let mut o = Map::new();
+    o.insert("kind".into(), kind.into());
+    o.insert("apiVersion".into(), "meta.k8s.io/v1".into());
+    if !q.dry_run.is_empty() {
+        o.insert("dryRun".into(), q.dry_run.clone().into());
+    }
+    if !manager.is_empty() {
+        o.insert("fieldManager".into(), manager.into());
+    }
+    if let Some(fv) = q.field_validation.as_deref().filter(|v| !v.is_empty()) {
+        o.insert("fieldValidation".into(), fv.into());
+    }
+    Value::Object(o)
+}
+
+/// managedFields that mutating admission left undecodable go back to what apply computed, with
+/// kube's warning (`NewManagedFieldsValidatingAdmissionController`).
+fn restore_invalid_managed_fields(
+    obj: &mut Map<String, Value>,
+    before: Option<Value>,
+    warnings: &mut Vec<String>,
+) {
+    let Some(after) = meta(obj).and_then(|m| m.get("managedFields")) else {
+        return;
+    };
+    let Err(e) = decode_managed_fields(after) else {
+        return;
+    };
+    warnings.push(format!(
+        ".metadata.managedFields was in an invalid state after admission; this could be caused by an outdated mutating admission controller; please fix your requests: {e}"
+    ));
+    match before {
+        Some(mf) => meta_mut(obj).insert("managedFields".into(), mf),
+        None => meta_mut(obj).shift_remove("managedFields"),
+    };
 }
 
 /// The applied configuration: YAML (or JSON) decoding to an object.
@@ -264,6 +344,110 @@ mod tests {
             field_manager: Some(manager.into()),
             ..Default::default()
         }
+    }
+
+    /// An Api over `store` with the admission chain `--enable-admission-plugins=<enable>` builds.
+    fn api_with(store: &crate::storage::DynStore, enable: &[&str]) -> Api {
+        let enable: Vec<String> = enable.iter().map(|s| s.to_string()).collect();
+        let chain =
+            crate::admission::Chain::new(&enable, &[], &crate::admission::PluginOptions::default())
+                .unwrap();
+        Api {
+            admission: Arc::new(chain),
+            caches: Caches::start(store.clone(), "/registry", 100),
+            store: store.clone(),
+            etcd_prefix: "/registry".into(),
+            namespace_deleted: Arc::new(tokio::sync::Notify::new()),
+            min_request_timeout: 1800,
+        }
+    }
+
+    /// Applies ConfigMap `name` with `data: {a: <value>}` in `ns`.
+    async fn apply_cm(
+        api: &Api,
+        ns: &str,
+        name: &str,
+        value: &str,
+        q: &Query,
+    ) -> Result<Resp, ApiError> {
+        let path = ResourcePath {
+            res: catalogue::lookup("", "v1", "configmaps").unwrap(),
+            namespace: Some(ns.into()),
+            name: Some(name.into()),
+            subresource: None,
+            watch_prefix: false,
+        };
+        let yaml = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  a: {value}\n"
+        );
+        apply_patch(
+            api,
+            &path,
+            q,
+            &HeaderMap::new(),
+            Bytes::from(yaml),
+            Format::Json,
+            None,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn apply_goes_through_admission() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: crate::storage::DynStore = Arc::new(
+            crate::storage::embedded::EmbeddedStore::open(&dir.path().join("db.redb")).unwrap(),
+        );
+        let cms = catalogue::lookup("", "v1", "configmaps").unwrap();
+
+        // The default chain: NamespaceLifecycle answers for a missing namespace.
+        let api = api_with(&store, &[]);
+        let e = apply_cm(&api, "x", "cm", "b", &query("m"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (404, "namespaces \"x\" not found")
+        );
+
+        let ns = catalogue::lookup("", "v1", "namespaces").unwrap();
+        let ns_obj = json!({"metadata": {"name": "ns", "uid": "u"}, "spec": {}, "status": {"phase": "Active"}});
+        store
+            .create(
+                &api.key(ns, None, "ns"),
+                codec::stored(ns, ns_obj.as_object().unwrap()),
+            )
+            .await
+            .unwrap();
+        let r = apply_cm(&api, "ns", "cm", "b", &query("m")).await.unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let key = api.key(cms, Some("ns"), "cm");
+        let (before, _) = store.get(&key).await.unwrap();
+
+        // AlwaysDeny refuses an update, its dry run, and a create; nothing is written.
+        let deny = api_with(&store, &["AlwaysDeny"]);
+        let dry = Query {
+            dry_run: vec!["All".into()],
+            ..query("m")
+        };
+        for q in [query("m"), dry] {
+            let e = apply_cm(&deny, "ns", "cm", "c", &q).await.unwrap_err();
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (
+                    403,
+                    "configmaps \"cm\" is forbidden: admission control is denying all modifications"
+                )
+            );
+        }
+        let (after, _) = store.get(&key).await.unwrap();
+        assert_eq!(before.unwrap().value, after.unwrap().value);
+        let e = apply_cm(&deny, "ns", "new", "b", &query("m"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, 403);
+        let (created, _) = store.get(&api.key(cms, Some("ns"), "new")).await.unwrap();
+        assert!(created.is_none());
     }
 
     #[tokio::test]
