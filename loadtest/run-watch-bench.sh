@@ -30,56 +30,17 @@ HTTP=${HTTP:-http1}
 STORE=${STORE:-etcd}
 NODES=${NODES:-0}
 EXTRA=${EXTRA:-}
-ETCD_BIN=${KAPI_TEST_ETCD:-/usr/bin/etcd}
-
-command -v jq >/dev/null || { echo "needs jq (apt-get install jq)" >&2; exit 1; }
-[ -x "$ETCD_BIN" ] || { echo "needs etcd at $ETCD_BIN (apt-get install etcd-server)" >&2; exit 1; }
-
-[ -n "${SKIP_BUILD:-}" ] || cargo build --release --bin kapi --bin kapi-loadgen >&2
-KAPI=target/release/kapi
-LOADGEN=target/release/kapi-loadgen
-
-WORK=$(mktemp -d /tmp/kapi-watch-bench.XXXXXX)
+# shellcheck source=loadtest/lib.sh
+source loadtest/lib.sh
+lib_init watch-bench
 OUT=${OUT:-$WORK}
 mkdir -p "$OUT"
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$WORK/etcd" "$WORK/kapi"
-}
-trap cleanup EXIT
+build_release kapi kapi-loadgen
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# etcd
-CP=$(free_port); PP=$(free_port)
-ETCD_URL=http://127.0.0.1:$CP
-ETCD_UNSUPPORTED_ARCH=$(uname -m) "$ETCD_BIN" --name bench --data-dir "$WORK/etcd" \
-    --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
-    --listen-peer-urls "http://127.0.0.1:$PP" --initial-advertise-peer-urls "http://127.0.0.1:$PP" \
-    --initial-cluster "bench=http://127.0.0.1:$PP" --initial-cluster-state new \
-    --log-level warn --logger zap >"$WORK/etcd.log" 2>&1 &
-ETCD_PID=$!
-PIDS+=("$ETCD_PID")
-for _ in $(seq 100); do
-    curl -sf "$ETCD_URL/health" 2>/dev/null | grep -q '"health":"true"' && break
-    sleep 0.2
-done
-curl -sf "$ETCD_URL/health" | grep -q '"health":"true"' || { cat "$WORK/etcd.log" >&2; exit 1; }
-
-# kapi
+start_etcd
 STORE_ARGS=()
 [ "$STORE" = etcd ] && STORE_ARGS=(--etcd-servers="$ETCD_URL")
-"$KAPI" --secure-port=0 --data-dir="$WORK/kapi" "${STORE_ARGS[@]}" >"$WORK/kapi.out" 2>"$WORK/kapi.log" &
-KAPI_PID=$!
-PIDS+=("$KAPI_PID")
-for _ in $(seq 300); do
-    grep -q '^kapi: serving on' "$WORK/kapi.out" 2>/dev/null && break
-    kill -0 "$KAPI_PID" 2>/dev/null || { cat "$WORK/kapi.log" >&2; exit 1; }
-    sleep 0.1
-done
-grep -q '^kapi: serving on' "$WORK/kapi.out" || { echo "kapi did not start" >&2; cat "$WORK/kapi.log" >&2; exit 1; }
+start_kapi "$WORK/kapi" "${STORE_ARGS[@]}"
 
 COMMON=(--watchers="$WATCHERS" --rate="$RATE" --duration="$DURATION" --objects="$OBJECTS" --kind="$KIND")
 KAPI_PIDS=$KAPI_PID
@@ -91,7 +52,7 @@ echo "== kapi ($HTTP, store $STORE): $WATCHERS watchers, $RATE writes/s, ${DURAT
 # shellcheck disable=SC2086
 "$LOADGEN" --target=kapi --kubeconfig="$WORK/kapi/admin.kubeconfig" --http="$HTTP" \
     "${COMMON[@]}" "${NODE_ARGS[@]}" --server-pid="$KAPI_PIDS" $EXTRA | tail -n1 >"$OUT/kapi.json"
-kill "$KAPI_PID"; wait "$KAPI_PID" 2>/dev/null || true
+stop_pid "$KAPI_PID"
 
 echo "== etcd directly: $WATCHERS watch streams, $RATE puts/s, ${DURATION}s" >&2
 # shellcheck disable=SC2086

@@ -66,6 +66,15 @@ impl Writer {
             .ok_or_else(|| anyhow!("delete answer without header"))
     }
 
+    /// The stored value of one name under the prefix.
+    pub async fn get(&mut self, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let r = self
+            .client
+            .get(format!("{}{name}", self.prefix), None)
+            .await?;
+        Ok(r.kvs().first().map(|kv| kv.value().to_vec()))
+    }
+
     /// Removes every key under `key_prefix` (cleanup).
     pub async fn delete_prefix(&mut self, key_prefix: &str) {
         let _ = self

@@ -32,7 +32,10 @@ pub enum HttpVersion {
 pub struct Endpoint {
     pub host: String,
     pub port: u16,
+    /// Offers `version` by ALPN.
     connector: TlsConnector,
+    /// Offers only HTTP/1.1 (stuck watchers speak HTTP/1.1 by hand whatever `version` is).
+    h1_connector: TlsConnector,
     pub version: HttpVersion,
 }
 
@@ -129,6 +132,8 @@ impl Endpoint {
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_client_auth_cert(certs, key)?;
+        let mut h1 = cfg.clone();
+        h1.alpn_protocols = vec![b"http/1.1".to_vec()];
         cfg.alpn_protocols = match version {
             HttpVersion::Http1 => vec![b"http/1.1".to_vec()],
             HttpVersion::Http2 => vec![b"h2".to_vec()],
@@ -140,8 +145,35 @@ impl Endpoint {
                 .to_string(),
             port,
             connector: TlsConnector::from(Arc::new(cfg)),
+            h1_connector: TlsConnector::from(Arc::new(h1)),
             version,
         })
+    }
+
+    /// An HTTP/1.1 TLS session for hand-written requests. `rcvbuf` > 0 sets SO_RCVBUF before
+    /// connecting, so a client that stops reading pushes back on the server after a few KB
+    /// rather than after the kernel's default window.
+    pub async fn tls_h1(
+        &self,
+        rcvbuf: u32,
+    ) -> anyhow::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let addr = tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .context("resolve")?
+            .next()
+            .ok_or_else(|| anyhow!("{} resolves to nothing", self.host))?;
+        let sock = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        if rcvbuf > 0 {
+            sock.set_recv_buffer_size(rcvbuf)?;
+        }
+        let tcp = sock.connect(addr).await.context("connect")?;
+        tcp.set_nodelay(true)?;
+        let name = ServerName::try_from(self.host.clone())?;
+        self.h1_connector.connect(name, tcp).await.context("TLS")
     }
 
     async fn tls(&self) -> anyhow::Result<tokio_rustls::client::TlsStream<TcpStream>> {
@@ -178,7 +210,7 @@ impl Endpoint {
         }
     }
 
-    fn authority(&self) -> String {
+    pub fn authority(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
@@ -347,6 +379,15 @@ impl Writer {
             bail!("GET {path}: {status}: {}", short(&body));
         }
         Ok(serde_json::from_slice(&body)?)
+    }
+
+    /// GET returning the body as text, 2xx only (e.g. /metrics).
+    pub async fn get_text(&mut self, path: &str) -> anyhow::Result<String> {
+        let (status, body) = self.call(Method::GET, path, None).await?;
+        if !status.is_success() {
+            bail!("GET {path}: {status}: {}", short(&body));
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
     /// Creates the namespace if it is missing.

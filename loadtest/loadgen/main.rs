@@ -16,11 +16,41 @@
 //! kapi-loadgen --target etcd --etcd-endpoint http://127.0.0.1:2379 --watchers 2000 --rate 100 \
 //!     --duration 20 --server-pid $(pgrep -n etcd)
 //! ```
+//!
+//! Beyond the plain run:
+//!
+//! - `--stuck-watchers N` (kapi): N more watchers of the same resource and selection, each on its
+//!   own TLS connection with a small receive buffer (`--stuck-rcvbuf`), that send the HTTP/1.1
+//!   watch request and then read nothing until the run is over. They are not counted in
+//!   deliveries or latency; the report's `stuck` section says what each had coming afterwards
+//!   and whether kapi had cut it off, and `server_metrics` the stalls kapi counted.
+//! - `--prefill-writes N`: unmeasured writes (other objects) after the stuck watchers are open
+//!   and before the measured watchers connect, so a stuck watcher starts the measured window with
+//!   its buffers and queue already full. Use the same value with and without stuck watchers.
+//! - `--hold SECS` (idle watchers): open the watchers, write nothing, hold them SECS seconds, and
+//!   report the server's RSS before and with them (`idle`: KiB per watcher), then close them.
+//! - `--fill N`: only create N objects (`--fill-prefix`0000000 …) as fast as `--writers`
+//!   allow, through kapi (`--target kapi`) or straight into etcd in kapi's stored form
+//!   (`--target etcd`, template taken from kapi: give `--kubeconfig` too), and exit.
+//!
+//! The server's RSS (`--server-pid`) is sampled every `--rss-interval` seconds from start to
+//! finish: the report's `rss` section has it at start, with the watchers connected, at its
+//! highest, at the end, and every sample.
+//!
+//! ```sh
+//! kapi-loadgen --kubeconfig DATA/admin.kubeconfig --http http2 --watchers 1000 --rate 20 \
+//!     --duration 15 --prefill-writes 600 --stuck-watchers 1 --server-pid $KAPI_PID
+//! kapi-loadgen --data-dir DATA --watchers 5000 --hold 5 --server-pid $KAPI_PID
+//! kapi-loadgen --target etcd --etcd-endpoint $ETCD --kubeconfig DATA/admin.kubeconfig \
+//!     --fill 100000 --writers 8
+//! ```
 
 mod etcd;
+mod fill;
 mod kapi;
 mod objects;
 mod procstat;
+mod stuck;
 mod track;
 
 use anyhow::{bail, Context as _};
@@ -130,6 +160,34 @@ struct Args {
     /// Leave the written objects in place.
     #[arg(long)]
     no_cleanup: bool,
+    /// Extra watchers that never read (kapi only): each on its own TLS connection, watching the
+    /// same resource and selection with a hand-written HTTP/1.1 request (whatever --http says).
+    /// Not counted in deliveries or latency.
+    #[arg(long, default_value_t = 0)]
+    stuck_watchers: usize,
+    /// SO_RCVBUF of the stuck watchers' sockets in bytes (0: the kernel's default), so the
+    /// server feels a stuck watcher after a few KB instead of the default window.
+    #[arg(long, default_value_t = 4096)]
+    stuck_rcvbuf: u32,
+    /// Unmeasured writes of other objects after the stuck watchers are open and before the
+    /// measured watchers connect (fills the stuck watchers' buffers and queues).
+    #[arg(long, default_value_t = 0)]
+    prefill_writes: u64,
+    /// Idle-watcher mode: open the watchers, write nothing, hold them this many seconds, report
+    /// the server's RSS before and with them (KiB per watcher), then close them.
+    #[arg(long)]
+    hold: Option<f64>,
+    /// Fill mode: create this many objects as fast as --writers allow, then exit. --target
+    /// kapi: through kapi; --target etcd: puts straight into etcd (one per revision) of kapi's
+    /// stored form of a template created through kapi (needs --kubeconfig or --data-dir too).
+    #[arg(long)]
+    fill: Option<u64>,
+    /// Names of filled objects: <prefix><index, 7 digits>.
+    #[arg(long, default_value = "fill-")]
+    fill_prefix: String,
+    /// Seconds between samples of the server's RSS.
+    #[arg(long, default_value_t = 0.5)]
+    rss_interval: f64,
 }
 
 /// What watchers and writers share.
@@ -161,8 +219,33 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn validate(a: &Args) -> anyhow::Result<()> {
-    if a.watchers == 0 || a.rate <= 0.0 || a.duration <= 0.0 || a.objects == 0 || a.writers == 0 {
-        bail!("--watchers, --rate, --duration, --objects and --writers must be positive");
+    if a.writers == 0 {
+        bail!("--writers must be positive");
+    }
+    if let Some(n) = a.fill {
+        if n == 0 {
+            bail!("--fill must be positive");
+        }
+        if a.target == Target::Etcd && a.etcd_endpoint.is_none() {
+            bail!("--target etcd needs --etcd-endpoint");
+        }
+        return Ok(());
+    }
+    if a.watchers == 0 {
+        bail!("--watchers must be positive");
+    }
+    if let Some(h) = a.hold {
+        if !(h >= 0.0 && h.is_finite()) || a.target != Target::Kapi || a.stuck_watchers > 0 {
+            bail!("--hold takes seconds >= 0, --target kapi and no --stuck-watchers");
+        }
+    } else if a.rate <= 0.0 || a.duration <= 0.0 || a.objects == 0 {
+        bail!("--rate, --duration and --objects must be positive");
+    }
+    if (a.stuck_watchers > 0 || a.prefill_writes > 0) && a.target != Target::Kapi {
+        bail!("--stuck-watchers and --prefill-writes need --target kapi");
+    }
+    if !(a.rss_interval > 0.0 && a.rss_interval.is_finite()) {
+        bail!("--rss-interval must be positive");
     }
     if a.nodes > 0 && (a.kind != Kind::Pods || a.target != Target::Kapi) {
         bail!("--nodes (field-selected watchers) needs --kind pods and --target kapi");
@@ -340,11 +423,27 @@ fn ms(us: u64) -> f64 {
 
 async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     validate(&args)?;
+    if let Some(n) = args.fill {
+        let ep = if args.target == Target::Kapi
+            || args.kubeconfig.is_some()
+            || args.data_dir.is_some()
+        {
+            Some(Arc::new(kapi::Endpoint::new(
+                args.server.as_deref(),
+                args.kubeconfig.as_deref(),
+                args.data_dir.as_deref(),
+                args.http,
+            )?))
+        } else {
+            None
+        };
+        return fill::run(&args, ep, n).await;
+    }
     let run_id = format!("{:06x}", rand::thread_rng().gen::<u32>() & 0xff_ffff);
     let naming = Naming::new(&run_id);
     let plural = args.kind.plural();
     eprintln!(
-        "loadgen: run {run_id}: target {:?}, {} watchers{}, {} writes/s for {} s, {:?}",
+        "loadgen: run {run_id}: target {:?}, {} watchers{}{}, {}, {:?}",
         args.target,
         args.watchers,
         if args.nodes > 0 {
@@ -352,10 +451,19 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
         } else {
             String::new()
         },
-        args.rate,
-        args.duration,
+        if args.stuck_watchers > 0 {
+            format!(" + {} stuck", args.stuck_watchers)
+        } else {
+            String::new()
+        },
+        match args.hold {
+            Some(h) => format!("idle for {h} s"),
+            None => format!("{} writes/s for {} s", args.rate, args.duration),
+        },
         args.kind
     );
+    let rss =
+        procstat::RssSampler::start(&args.server_pid, Duration::from_secs_f64(args.rss_interval));
 
     // Target set-up and the base revision every watcher starts after.
     let endpoint = match args.target {
@@ -374,26 +482,76 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
         plural,
         args.namespace
     );
-    let base = match &endpoint {
-        Some(ep) => {
-            let mut w = kapi::Writer::new(ep.clone(), &args.namespace, plural);
+    let mut admin = endpoint
+        .as_ref()
+        .map(|ep| kapi::Writer::new(ep.clone(), &args.namespace, plural));
+    let mut base = match &mut admin {
+        Some(w) => {
             w.ensure_namespace(&args.namespace).await?;
-            let list = w
-                .get_json(&format!(
-                    "/api/v1/namespaces/{}/{plural}?limit=1",
-                    args.namespace
-                ))
-                .await?;
-            list["metadata"]["resourceVersion"]
-                .as_str()
-                .and_then(|s| s.parse::<i64>().ok())
-                .context("list without resourceVersion")?
+            kapi_revision(w, &args.namespace, plural).await?
         }
         None => {
             let mut c = etcd::connect(&etcd_endpoint).await?;
             etcd::current_revision(&mut c, &etcd_prefix).await?
         }
     };
+    let metrics_before = match &mut admin {
+        Some(w) => server_metrics(w).await,
+        None => None,
+    };
+    let timeout_s =
+        (args.connect_timeout + args.duration + args.drain + args.hold.unwrap_or(0.0) + 60.0)
+            as u64;
+    let scope = if args.namespaced_watch {
+        format!("/api/v1/namespaces/{}/{plural}", args.namespace)
+    } else {
+        format!("/api/v1/{plural}")
+    };
+    let watch_path = |rv: i64, node: Option<u32>| {
+        let mut path = format!("{scope}?watch=1&resourceVersion={rv}&timeoutSeconds={timeout_s}");
+        if let Some(n) = node {
+            path.push_str(&format!("&fieldSelector=spec.nodeName%3Dnode-{n}"));
+        }
+        path
+    };
+
+    // Stuck watchers, then the unmeasured writes that fill them up.
+    let mut stuck_conns = Vec::new();
+    let mut stuck_errors = Vec::new();
+    if let Some(ep) = &endpoint {
+        for i in 0..args.stuck_watchers {
+            let node = (args.nodes > 0).then(|| i as u32 % args.nodes);
+            match stuck::open(ep, &watch_path(base, node), args.stuck_rcvbuf).await {
+                Ok(s) => stuck_conns.push(s),
+                Err(e) => stuck_errors.push(format!("{e:#}")),
+            }
+        }
+    }
+    if args.stuck_watchers > 0 {
+        eprintln!(
+            "loadgen: {}/{} stuck watchers open{}",
+            stuck_conns.len(),
+            args.stuck_watchers,
+            stuck_errors
+                .first()
+                .map(|e| format!(" (first error: {e})"))
+                .unwrap_or_default()
+        );
+    }
+    let mut prefilled: Vec<String> = Vec::new();
+    if let (Some(ep), true) = (&endpoint, args.prefill_writes > 0) {
+        let started = now_ns();
+        let (names, errors) = prefill(ep, &args, &naming.prefix, args.prefill_writes).await;
+        prefilled = names;
+        eprintln!(
+            "loadgen: {} prefill writes in {:.1} s ({errors} failed)",
+            args.prefill_writes,
+            (now_ns() - started) as f64 / 1e9
+        );
+        if let Some(w) = &mut admin {
+            base = kapi_revision(w, &args.namespace, plural).await?;
+        }
+    }
     let planned = ((args.rate * args.duration).ceil() as u64)
         .min(args.max_writes.unwrap_or(u64::MAX))
         .max(1);
@@ -411,7 +569,7 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (conn_tx, mut conn_rx) = mpsc::unbounded_channel();
     let sem = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
-    let timeout_s = (args.connect_timeout + args.duration + args.drain + 60.0) as u64;
+    let rss_before_watchers = rss.now();
     let mut tasks = Vec::with_capacity(args.watchers);
     let mut shared_h2: Option<kapi::Conn> = None;
     let mut etcd_client: Option<etcd_client::Client> = None;
@@ -422,16 +580,7 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
             (ctx.clone(), conn_tx.clone(), stop_rx.clone(), sem.clone());
         match &endpoint {
             Some(ep) => {
-                let scope = if args.namespaced_watch {
-                    format!("/api/v1/namespaces/{}/{plural}", args.namespace)
-                } else {
-                    format!("/api/v1/{plural}")
-                };
-                let mut path =
-                    format!("{scope}?watch=1&resourceVersion={base}&timeoutSeconds={timeout_s}");
-                if let Some(n) = node {
-                    path.push_str(&format!("&fieldSelector=spec.nodeName%3Dnode-{n}"));
-                }
+                let path = watch_path(base, node);
                 // HTTP/2: a new connection every `streams_per_conn` watchers.
                 let h2 = if args.http == kapi::HttpVersion::Http2 {
                     if i % args.streams_per_conn.max(1) == 0 {
@@ -522,6 +671,53 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
             first_connect_error.unwrap_or_default()
         );
     }
+    let rss_connected = rss.now();
+    if let Some(hold) = args.hold {
+        // Idle watchers: nothing is written; what the server holds for them is the difference.
+        tokio::time::sleep(Duration::from_secs_f64(hold)).await;
+        let with = rss.now();
+        let _ = stop_tx.send(true);
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let closed = rss.now();
+        let idle: Vec<serde_json::Value> = rss
+            .finish()
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let per = (with[i] as f64 - rss_before_watchers[i] as f64) / connected as f64;
+                eprintln!(
+                    "loadgen: server {} RSS {} KiB -> {} KiB with {connected} idle watchers \
+                     ({per:.1} KiB each), {} KiB after closing them",
+                    f.pid, rss_before_watchers[i], with[i], closed[i]
+                );
+                json!({
+                    "pid": f.pid,
+                    "rss_before_kib": rss_before_watchers[i],
+                    "rss_with_watchers_kib": with[i],
+                    "rss_after_close_kib": closed[i],
+                    "kib_per_watcher": round3(per),
+                    "series_kib": f.series_kib,
+                })
+            })
+            .collect();
+        return Ok(json!({
+            "loadgen": 1,
+            "mode": "hold",
+            "run": run_id,
+            "http": http_label(&args),
+            "streams_per_conn": (args.http == kapi::HttpVersion::Http2).then_some(args.streams_per_conn),
+            "kind": plural,
+            "watchers": args.watchers,
+            "watchers_connected": connected,
+            "connect_s": round3(connect_s),
+            "hold_s": hold,
+            "idle": idle,
+            "first_error": first_connect_error,
+        }));
+    }
     // Deliveries each write should cause: the established watchers of its node (node mode),
     // else every established watcher.
     let weights = per_node;
@@ -594,8 +790,13 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let window_end = now_ns();
     let server = probe.finish();
+    let rss_figs = rss.finish();
     let self_cpu = procstat::cpu_seconds("self").unwrap_or(0.0) - self_cpu0;
     let _ = stop_tx.send(true);
+    let metrics_after = match &mut admin {
+        Some(w) => server_metrics(w).await,
+        None => None,
+    };
 
     let mut ws = WriteStats::default();
     let mut writers = Vec::new();
@@ -622,6 +823,13 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
         }
     }
     let tally = track::tally(&mut recs, &ctx.acks, args.nodes);
+    // The stuck watchers read now that the measurement is over.
+    let drained = futures::future::join_all(
+        stuck_conns
+            .into_iter()
+            .map(|c| c.drain(Duration::from_secs(1), Duration::from_secs(10))),
+    )
+    .await;
 
     // Cleanup (not measured).
     if !args.no_cleanup {
@@ -630,6 +838,9 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
                 Some(Writer::Kapi(kw)) => {
                     for idx in ws.existing.iter() {
                         kw.delete_quietly(&ctx.naming.name(*idx)).await;
+                    }
+                    for name in &prefilled {
+                        kw.delete_quietly(name).await;
                     }
                 }
                 Some(Writer::Etcd(ew)) => {
@@ -674,15 +885,33 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
             })
         })
         .collect();
+    let rss_json: Vec<serde_json::Value> = rss_figs
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            json!({
+                "pid": f.pid,
+                "start_kib": f.first_kib,
+                "before_watchers_kib": rss_before_watchers[i],
+                "connected_kib": rss_connected[i],
+                "max_kib": f.max_kib,
+                "end_kib": f.last_kib,
+                "series_kib": f.series_kib,
+            })
+        })
+        .collect();
+    let stuck_json = json!({
+        "watchers": args.stuck_watchers,
+        "opened": drained.len(),
+        "open_errors": stuck_errors,
+        "rcvbuf": args.stuck_rcvbuf,
+        "each": drained.iter().map(stuck::Drained::to_json).collect::<Vec<_>>(),
+    });
     let report = json!({
         "loadgen": 1,
         "run": run_id,
         "target": format!("{:?}", args.target).to_lowercase(),
-        "http": match (args.target, args.http) {
-            (Target::Etcd, _) => "grpc",
-            (_, kapi::HttpVersion::Http1) => "http1",
-            (_, kapi::HttpVersion::Http2) => "http2",
-        },
+        "http": http_label(&args),
         "kind": plural,
         "mode": if args.nodes > 0 { "nodes" } else { "resource" },
         "nodes": args.nodes,
@@ -724,6 +953,10 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
         "deliveries_per_server_cpu_s": round3(per_cpu),
         "server": server_json,
         "loadgen_cpu_s": round3(self_cpu),
+        "rss": rss_json,
+        "prefill_writes": args.prefill_writes,
+        "stuck": stuck_json,
+        "server_metrics": metrics_delta(metrics_before.as_ref(), metrics_after.as_ref()),
         "first_error": ws.first_error.or(tally.first_error),
     });
     eprintln!(
@@ -747,6 +980,126 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
         self_cpu
     );
     Ok(report)
+}
+
+fn http_label(args: &Args) -> &'static str {
+    match (args.target, args.http) {
+        (Target::Etcd, _) => "grpc",
+        (_, kapi::HttpVersion::Http1) => "http1",
+        (_, kapi::HttpVersion::Http2) => "http2",
+    }
+}
+
+/// The resourceVersion of a one-item list of the generator's namespace (the current revision).
+async fn kapi_revision(w: &mut kapi::Writer, ns: &str, plural: &str) -> anyhow::Result<i64> {
+    let list = w
+        .get_json(&format!("/api/v1/namespaces/{ns}/{plural}?limit=1"))
+        .await?;
+    list["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|s| s.parse::<i64>().ok())
+        .context("list without resourceVersion")
+}
+
+/// kapi's counters that tell what became of slow watchers, summed over their labels.
+const WATCH_COUNTERS: &[&str] = &[
+    "kapi_watch_stalls_total",
+    "apiserver_terminated_watchers_total",
+];
+
+async fn server_metrics(w: &mut kapi::Writer) -> Option<Vec<f64>> {
+    let text = w.get_text("/metrics").await.ok()?;
+    Some(
+        WATCH_COUNTERS
+            .iter()
+            .map(|name| {
+                text.lines()
+                    .filter(|l| {
+                        l.strip_prefix(name)
+                            .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
+                    })
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum()
+            })
+            .collect(),
+    )
+}
+
+fn metrics_delta(before: Option<&Vec<f64>>, after: Option<&Vec<f64>>) -> serde_json::Value {
+    let (Some(b), Some(a)) = (before, after) else {
+        return serde_json::Value::Null;
+    };
+    let m: serde_json::Map<String, serde_json::Value> = WATCH_COUNTERS
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.to_string(), json!(a[i] - b[i])))
+        .collect();
+    serde_json::Value::Object(m)
+}
+
+/// `n` unmeasured writes spread over `--objects` objects named `<prefix>p<i>` (creates first,
+/// then updates), `--writers` at a time; returns the names created and the failures.
+async fn prefill(
+    ep: &Arc<kapi::Endpoint>,
+    args: &Args,
+    prefix: &str,
+    n: u64,
+) -> (Vec<String>, u64) {
+    let objects = u64::from(args.objects).min(n).max(1);
+    let writers = (args.writers as u64).min(objects);
+    let mut tasks = Vec::new();
+    for k in 0..writers {
+        let mut w = kapi::Writer::new(ep.clone(), &args.namespace, args.kind.plural());
+        let (a, prefix) = (args.clone(), prefix.to_string());
+        tasks.push(tokio::spawn(async move {
+            let owned: Vec<u64> = (k..objects).step_by(writers as usize).collect();
+            // (name, last resourceVersion if created)
+            let mut state: Vec<(String, Option<i64>)> = owned
+                .iter()
+                .map(|i| (format!("{prefix}p{i}"), None))
+                .collect();
+            let mut errors = 0u64;
+            let mine = (k..n).step_by(writers as usize).count();
+            for j in 0..mine {
+                let slot = j % owned.len();
+                let idx = owned[slot] as u32;
+                let node = (a.kind == Kind::Pods).then(|| format!("node-{}", idx % a.nodes.max(1)));
+                let (name, rv) = &state[slot];
+                let o = objects::object(
+                    a.kind,
+                    &a.namespace,
+                    name,
+                    node.as_deref(),
+                    j as u64,
+                    a.object_size,
+                    *rv,
+                );
+                let r = match rv {
+                    None => w.create(&o).await,
+                    Some(_) => w.update(name, &o).await,
+                };
+                match r {
+                    Ok(rv) => state[slot].1 = Some(rv),
+                    Err(_) => errors += 1,
+                }
+            }
+            let created: Vec<String> = state
+                .into_iter()
+                .filter(|s| s.1.is_some())
+                .map(|s| s.0)
+                .collect();
+            (created, errors)
+        }));
+    }
+    let mut names = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        if let Ok((c, e)) = t.await {
+            names.extend(c);
+            errors += e;
+        }
+    }
+    (names, errors)
 }
 
 fn round3(x: f64) -> f64 {

@@ -143,6 +143,93 @@ impl ServerProbe {
     }
 }
 
+/// Resident memory of a set of server processes sampled on a timer for the whole run: at start,
+/// at the highest sample, at the end, and every sample (for seeing whether memory levels off).
+pub struct RssSampler {
+    state: std::sync::Arc<std::sync::Mutex<RssState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct RssState {
+    pids: Vec<String>,
+    first: Vec<u64>,
+    max: Vec<u64>,
+    last: Vec<u64>,
+    series: Vec<Vec<u64>>,
+}
+
+impl RssState {
+    fn sample(&mut self) -> Vec<u64> {
+        let now: Vec<u64> = self
+            .pids
+            .iter()
+            .map(|p| memory_kib(p).map(|m| m.0).unwrap_or(0))
+            .collect();
+        for (i, &r) in now.iter().enumerate() {
+            self.max[i] = self.max[i].max(r);
+            self.last[i] = r;
+            self.series[i].push(r);
+        }
+        now
+    }
+}
+
+/// One process's RSS over the run, KiB.
+pub struct RssFigures {
+    pub pid: String,
+    pub first_kib: u64,
+    pub max_kib: u64,
+    pub last_kib: u64,
+    pub series_kib: Vec<u64>,
+}
+
+impl RssSampler {
+    /// Takes the first sample now, then one every `period` until `finish`.
+    pub fn start(pids: &[u32], period: std::time::Duration) -> Self {
+        let pids: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+        let n = pids.len();
+        let mut st = RssState {
+            pids,
+            first: vec![0; n],
+            max: vec![0; n],
+            last: vec![0; n],
+            series: vec![Vec::new(); n],
+        };
+        st.first = st.sample();
+        let state = std::sync::Arc::new(std::sync::Mutex::new(st));
+        let s = state.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                s.lock().expect("rss sampler lock").sample();
+            }
+        });
+        RssSampler { state, task }
+    }
+
+    /// Samples now (also recorded in the series) and returns the RSS of every pid.
+    pub fn now(&self) -> Vec<u64> {
+        self.state.lock().expect("rss sampler lock").sample()
+    }
+
+    pub fn finish(self) -> Vec<RssFigures> {
+        self.task.abort();
+        let mut st = self.state.lock().expect("rss sampler lock");
+        st.sample();
+        (0..st.pids.len())
+            .map(|i| RssFigures {
+                pid: st.pids[i].clone(),
+                first_kib: st.first[i],
+                max_kib: st.max[i],
+                last_kib: st.last[i],
+                series_kib: std::mem::take(&mut st.series[i]),
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
