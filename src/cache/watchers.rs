@@ -9,7 +9,7 @@ use super::filter::Filter;
 use bytes::Bytes;
 use metrics::{Counter, Gauge};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -22,6 +22,52 @@ pub struct Delivery {
     pub at: Instant,
 }
 
+/// Frames queued for the watch streams of one client connection and not yet taken by them.
+/// The connection's writer holds its flush while this is non-zero (bounded in time, see
+/// `server::coalesce`) and is woken when it drops to zero, so one event's frames for many
+/// streams leave in one write.
+#[derive(Debug, Default)]
+pub struct Backlog {
+    queued: AtomicUsize,
+    writer: futures::task::AtomicWaker,
+}
+
+impl Backlog {
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// The writer to wake when the backlog empties.
+    pub fn register(&self, waker: &std::task::Waker) {
+        self.writer.register(waker);
+    }
+
+    fn add(&self) {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn take(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        // Never below zero: a frame is counted before it is queued.
+        let before = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some(v.saturating_sub(n))
+            })
+            .unwrap_or(0);
+        if before <= n {
+            self.writer.wake();
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The backlog of the connection a request arrived on (set by the server per request).
+    pub static CONN_BACKLOG: Arc<Backlog>;
+}
+
 /// Per-watcher queue length. Small, because a stalled watcher catches up from the ring.
 pub const WATCHER_QUEUE: usize = 256;
 
@@ -32,6 +78,8 @@ pub struct WatcherShared {
     pub encoding: Encoding,
     tx: mpsc::Sender<Delivery>,
     pub stalled: AtomicBool,
+    /// The backlog of the connection this watcher streams on.
+    pub backlog: Option<Arc<Backlog>>,
 }
 
 type Bucket = HashMap<u64, Arc<WatcherShared>>;
@@ -170,6 +218,7 @@ impl WatcherRegistry {
             encoding,
             tx,
             stalled: AtomicBool::new(false),
+            backlog: CONN_BACKLOG.try_with(Arc::clone).ok(),
         });
         if matches!(slot, Slot::Node(_)) {
             w.node_res = Some(shared.filter.res);
@@ -211,12 +260,26 @@ impl WatcherRegistry {
         let mut buckets = Vec::with_capacity(4);
         for ev in events {
             w.candidates(ev, &mut buckets);
+            // Count every frame this event may bring a connection before queuing any, so a
+            // connection's writer does not flush halfway through the event.
             for bucket in &buckets {
                 for watcher in bucket.values() {
-                    if watcher.stalled.load(Ordering::SeqCst) {
-                        continue;
+                    if let Some(b) = &watcher.backlog {
+                        b.add();
                     }
-                    let Some(frame) = ev.frame_as(&watcher.filter, watcher.encoding) else {
+                }
+            }
+            for bucket in &buckets {
+                for watcher in bucket.values() {
+                    let frame = if watcher.stalled.load(Ordering::SeqCst) {
+                        None
+                    } else {
+                        ev.frame_as(&watcher.filter, watcher.encoding)
+                    };
+                    let Some(frame) = frame else {
+                        if let Some(b) = &watcher.backlog {
+                            b.take(1);
+                        }
                         continue;
                     };
                     let delivery = Delivery {
@@ -224,7 +287,11 @@ impl WatcherRegistry {
                         frame,
                         at: ev.applied_at,
                     };
-                    match watcher.tx.try_send(delivery) {
+                    let sent = watcher.tx.try_send(delivery);
+                    if let (Err(_), Some(b)) = (&sent, &watcher.backlog) {
+                        b.take(1);
+                    }
+                    match sent {
                         Ok(()) => {}
                         Err(mpsc::error::TrySendError::Full(_)) => {
                             watcher.stalled.store(true, Ordering::SeqCst);

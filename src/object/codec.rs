@@ -142,6 +142,8 @@ pub fn encode(kind: &str, api_version: &str, obj: &Map<String, Value>, rv: Optio
         first = false;
     }
     out.push(b'}');
+    // The cache keeps these bytes for the object's life: drop the growth slack.
+    out.shrink_to_fit();
     if first {
         // No fields beyond kind/apiVersion: the item form is simply `{}`.
         return Encoded {

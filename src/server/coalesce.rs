@@ -3,39 +3,51 @@
 //! One event reaches many watch streams at once. Over HTTP/2 each stream is its own task that
 //! hands a frame to the connection task, and tokio runs a freshly woken task next (its LIFO slot),
 //! so without this layer the connection flushes — one `write()` and one TLS record — per stream
-//! per event. Here writes are copied into a buffer and a flush is deferred by a trip through the
-//! scheduler's run queue for as long as the other streams woken by the same event keep adding
-//! frames (a few trips at most), so the burst leaves in one TLS write. HTTP/1.1 watchers benefit
-//! the same way when several events are ready at once.
+//! per event. Here writes are copied into a buffer, and a flush is held for one trip through the
+//! scheduler's run queue, then for as long as the connection's watch streams still have frames
+//! queued for them (the connection's `Backlog`, which wakes the writer when it empties; at most
+//! `MAX_WAIT`), so the burst leaves in one TLS write. A held flush reports success with the bytes
+//! still buffered; the wake-up it arranged makes the connection flush again, and shutdown drains.
 
+use crate::cache::watchers::Backlog;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 /// Above this many buffered bytes, writes go through before more are taken.
 const MAX_BUFFERED: usize = 64 * 1024;
 /// A buffer larger than this is released when a flush uses less than a quarter of it, so a
 /// connection keeps its capacity while bursts continue and gives it back when they stop.
 const KEEP_CAPACITY: usize = 16 * 1024;
-/// Trips through the run queue one flush may wait for more frames.
-const MAX_DEFERS: u8 = 4;
+/// Longest a flush waits for queued frames. Bounded, because a stream may be held back by HTTP/2
+/// flow control until the peer reads what is buffered here.
+const MAX_WAIT: Duration = Duration::from_millis(2);
 
 pub struct Coalesce<S> {
     inner: S,
     buf: Vec<u8>,
-    /// Times the pending flush was deferred, and the buffered length at the last deferral.
-    defers: u8,
-    len_at_defer: usize,
+    /// The pending flush took its trip through the run queue.
+    deferred: bool,
+    /// When the pending flush stops waiting for the backlog (armed while waiting).
+    wait: Option<Pin<Box<Sleep>>>,
+    waiting: bool,
+    backlog: Arc<Backlog>,
 }
 
 impl<S> Coalesce<S> {
-    pub fn new(inner: S) -> Self {
+    pub fn new(inner: S, backlog: Arc<Backlog>) -> Self {
         Coalesce {
             inner,
             buf: Vec::new(),
-            defers: 0,
-            len_at_defer: 0,
+            deferred: false,
+            wait: None,
+            waiting: false,
+            backlog,
         }
     }
 }
@@ -69,6 +81,35 @@ impl<S: AsyncWrite + Unpin> Coalesce<S> {
             ready!(self.poll_drain(cx))?;
         }
         Poll::Ready(Ok(incoming < MAX_BUFFERED))
+    }
+}
+
+impl<S> Coalesce<S> {
+    /// Whether to hold the buffered bytes a little longer (and arrange to be woken).
+    fn hold(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.deferred {
+            // A task that wakes itself goes to the back of the run queue (not the LIFO slot),
+            // behind the streams the same event woke.
+            self.deferred = true;
+            cx.waker().wake_by_ref();
+            return true;
+        }
+        if self.backlog.queued() == 0 {
+            return false;
+        }
+        self.backlog.register(cx.waker());
+        if self.backlog.queued() == 0 {
+            return false;
+        }
+        let deadline = Instant::now() + MAX_WAIT;
+        let wait = self
+            .wait
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(MAX_WAIT)));
+        if !self.waiting {
+            self.waiting = true;
+            wait.as_mut().reset(deadline);
+        }
+        wait.as_mut().poll(cx).is_pending()
     }
 }
 
@@ -108,17 +149,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesce<S> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        let growing = this.defers == 0 || this.buf.len() > this.len_at_defer;
-        if !this.buf.is_empty() && growing && this.defers < MAX_DEFERS {
-            // A task that wakes itself goes to the back of the run queue (not the LIFO slot),
-            // behind the other streams this event woke.
-            this.defers += 1;
-            this.len_at_defer = this.buf.len();
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
+        if !this.buf.is_empty() && this.hold(cx) {
+            // The bytes stay buffered and a wake-up is arranged: the connection calls flush
+            // again when it is next polled. (HTTP/2 flushes after every large DATA frame, so a
+            // pending flush would stop it after one frame per poll.)
+            return Poll::Ready(Ok(()));
         }
         ready!(this.poll_drain(cx))?;
-        this.defers = 0;
+        this.deferred = false;
+        this.waiting = false;
         Pin::new(&mut this.inner).poll_flush(cx)
     }
 
@@ -147,7 +186,7 @@ mod tests {
     #[tokio::test]
     async fn writes_leave_together_on_flush() {
         let (a, mut b) = tokio::io::duplex(1 << 20);
-        let mut w = Coalesce::new(a);
+        let mut w = Coalesce::new(a, Arc::default());
         w.write_all(b"one ").await.unwrap();
         w.write_all(b"two").await.unwrap();
         // Nothing reached the peer before the flush.
@@ -157,6 +196,9 @@ mod tests {
                 .await
                 .is_err()
         );
+        // The first flush of a burst is held for one trip through the run queue (the task is
+        // woken to flush again); the next one writes.
+        w.flush().await.unwrap();
         w.flush().await.unwrap();
         let mut got = vec![0u8; 7];
         b.read_exact(&mut got).await.unwrap();
@@ -166,7 +208,7 @@ mod tests {
     #[tokio::test]
     async fn large_writes_go_through_and_keep_order() {
         let (a, mut b) = tokio::io::duplex(1 << 22);
-        let mut w = Coalesce::new(a);
+        let mut w = Coalesce::new(a, Arc::default());
         let big = vec![7u8; MAX_BUFFERED * 2];
         w.write_all(b"head").await.unwrap();
         w.write_all(&big).await.unwrap();

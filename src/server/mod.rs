@@ -8,6 +8,7 @@ pub mod router;
 use crate::api::handlers::{error_response, Api};
 use crate::api::status::ApiError;
 use crate::auth::authn::ConnInfo;
+use crate::cache::watchers::{Backlog, CONN_BACKLOG};
 use crate::cache::Caches;
 use crate::config::Config;
 use crate::storage::embedded::EmbeddedStore;
@@ -16,6 +17,7 @@ use crate::storage::etcd::{EtcdStore, EtcdTls};
 use crate::storage::metered::Metered;
 use crate::storage::DynStore;
 use anyhow::Context;
+use coalesce::Coalesce;
 use futures::FutureExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -74,11 +76,11 @@ async fn open_store(cfg: &Config) -> anyhow::Result<DynStore> {
         tracing::info!(path = %path.display(), "using the embedded store");
         Ok(layered(store, cfg, encryption))
     } else {
-        let tls = (cfg.etcd_cafile.is_some() || cfg.etcd_certfile.is_some()).then(|| EtcdTls {
-            ca_file: cfg.etcd_cafile.clone(),
-            cert_file: cfg.etcd_certfile.clone(),
-            key_file: cfg.etcd_keyfile.clone(),
-        });
+        let tls = EtcdTls::from_flags(
+            cfg.etcd_cafile.clone(),
+            cfg.etcd_certfile.clone(),
+            cfg.etcd_keyfile.clone(),
+        );
         let store = EtcdStore::connect(&cfg.etcd_servers, tls)
             .await
             .map_err(|e| anyhow::anyhow!("connecting to etcd {:?}: {e}", cfg.etcd_servers))?;
@@ -241,12 +243,22 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                     .peer_certificates()
                     .map(|c| Arc::new(c.iter().map(|d| d.clone().into_owned()).collect())),
             });
+            // Watchers on this connection count their queued frames here; the writer below
+            // waits for them before flushing.
+            let backlog = Arc::new(Backlog::default());
+            let io = TokioIo::new(Coalesce::new(tls, backlog.clone()));
             let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(crate::audit::RemoteAddr(peer));
                 let router = router.clone();
                 let conn = conn.clone();
-                async move {
-                    let resp = AssertUnwindSafe(router.route(req, &conn))
+                let backlog = backlog.clone();
+                // Boxed: hyper keeps a request's task (HTTP/2) or connection state (HTTP/1.1)
+                // sized for this future for as long as the response streams, and a watch streams
+                // for minutes; boxed, the handler's state is freed once the response starts.
+                Box::pin(async move {
+                    let route =
+                        CONN_BACKLOG.scope(backlog, async { router.route(req, &conn).await });
+                    let resp = AssertUnwindSafe(route)
                         .catch_unwind()
                         .await
                         .unwrap_or_else(|_| {
@@ -256,13 +268,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                             ))
                         });
                     Ok::<_, std::convert::Infallible>(resp)
-                }
+                })
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(coalesce::Coalesce::new(tls)), service)
-                .await
-            {
+            if let Err(e) = builder.serve_connection(io, service).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

@@ -3,7 +3,7 @@
 //! leave in one vectored write. A stalled watcher (its queue overflowed) resumes from the ring
 //! once it has drained its queue, or ends if the ring has moved past it.
 
-use crate::cache::event::{encode_frame, frame, Encoding};
+use crate::cache::event::{encode_frame, frame, Encoding, StreamPosition};
 use crate::cache::watchers::{Delivery, WatcherShared};
 use crate::cache::{bookmark_frame_as, Snapshot, WatchCache, WatchStart};
 use bytes::Bytes;
@@ -42,7 +42,8 @@ pub struct WatchBody {
     cache: Arc<WatchCache>,
     shared: Arc<WatcherShared>,
     rx: mpsc::Receiver<Delivery>,
-    last_rv: i64,
+    /// What was sent: one revision can carry several events (a multi-key transaction).
+    pos: StreamPosition,
     pending: VecDeque<Delivery>,
     initial: Option<Initial>,
     initial_end: Option<i64>,
@@ -54,6 +55,7 @@ pub struct WatchBody {
     done: bool,
     /// Frames sent but not yet added to apiserver_watch_events_total.
     unflushed: u64,
+    busy_polls: u32,
 }
 
 impl WatchBody {
@@ -70,7 +72,7 @@ impl WatchBody {
         WatchBody {
             shared: start.shared,
             rx: start.rx,
-            last_rv: start.start_revision,
+            pos: StreamPosition::new(start.start_revision),
             pending: start.replay.into(),
             initial: start.initial.map(|snapshot| Initial {
                 snapshot,
@@ -88,6 +90,7 @@ impl WatchBody {
             last_bookmark: 0,
             done: false,
             unflushed: 0,
+            busy_polls: 0,
             cache,
         }
     }
@@ -145,12 +148,11 @@ impl WatchBody {
 const SAMPLE_EVERY: u64 = 64;
 
 impl WatchBody {
-    /// Drops duplicates (revision not newer than what was sent) and accounts for the frame.
+    /// Drops duplicates (events already sent or older) and accounts for the frame.
     fn deliver(&mut self, d: Delivery) -> Option<Bytes> {
-        if d.revision <= self.last_rv {
+        if !self.pos.advance(d.revision, &d.frame) {
             return None;
         }
-        self.last_rv = d.revision;
         self.unflushed += 1;
         if self.unflushed == SAMPLE_EVERY {
             let m = &self.cache.metrics;
@@ -166,6 +168,15 @@ impl WatchBody {
 impl Drop for WatchBody {
     fn drop(&mut self) {
         self.cache.metrics.watch_events.increment(self.unflushed);
+        // Frames still queued will never reach the connection: stop counting them.
+        self.rx.close();
+        let mut left = 0;
+        while self.rx.try_recv().is_ok() {
+            left += 1;
+        }
+        if let Some(b) = &self.shared.backlog {
+            b.take(left);
+        }
         self.cache.watchers.remove(&self.shared);
     }
 }
@@ -195,29 +206,42 @@ impl Body for WatchBody {
                     None => continue,
                 }
             }
-            if this.deadline.as_mut().poll(cx).is_ready() {
-                this.done = true;
-                return Poll::Ready(None);
-            }
             // Read the published revision before polling the queue: every event up to it has
             // been queued already, so if the queue is empty a bookmark at it is safe.
             let published = *this.revisions.borrow();
             match this.rx.poll_recv(cx) {
-                Poll::Ready(Some(d)) => match this.deliver(d) {
-                    Some(f) => return Poll::Ready(Some(Ok(Frame::data(f)))),
-                    None => continue,
-                },
+                Poll::Ready(Some(d)) => {
+                    if let Some(b) = &this.shared.backlog {
+                        b.take(1);
+                    }
+                    // A busy stream checks its deadline now and then; an idle one below.
+                    this.busy_polls += 1;
+                    if this.busy_polls.is_multiple_of(64)
+                        && this.deadline.deadline() <= Instant::now()
+                    {
+                        this.done = true;
+                        return Poll::Ready(None);
+                    }
+                    match this.deliver(d) {
+                        Some(f) => return Poll::Ready(Some(Ok(Frame::data(f)))),
+                        None => continue,
+                    }
+                }
                 Poll::Ready(None) => {
                     this.done = true;
                     return Poll::Ready(None);
                 }
                 Poll::Pending => {}
             }
+            if this.deadline.as_mut().poll(cx).is_ready() {
+                this.done = true;
+                return Poll::Ready(None);
+            }
             if this.shared.stalled.load(Ordering::SeqCst) {
                 // Drained: resume from the ring, or end if it has moved past us.
                 this.shared.stalled.store(false, Ordering::SeqCst);
                 match this.cache.events_since(
-                    this.last_rv,
+                    this.pos.resume_after(),
                     &this.shared.filter,
                     this.shared.encoding,
                 ) {
@@ -239,7 +263,7 @@ impl Body for WatchBody {
             if this.bookmarks && this.bookmark_at.as_mut().poll(cx).is_ready() {
                 let next = Instant::now() + BOOKMARK_INTERVAL;
                 this.bookmark_at.as_mut().reset(next);
-                let rev = published.max(this.last_rv);
+                let rev = published.max(this.pos.revision());
                 if rev > this.last_bookmark {
                     this.last_bookmark = rev;
                     let f = bookmark_frame_as(this.cache.res, rev, false, this.shared.encoding);
