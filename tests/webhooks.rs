@@ -7,7 +7,8 @@
 //! denial comes back as kube's `admission webhook "<name>" denied the request: <msg>`; an
 //! unreachable or slow webhook fails the request under `failurePolicy: Fail` (kube's
 //! `failed calling webhook` message, within `timeoutSeconds`) and is skipped under `Ignore`; the
-//! caller's bearer token never reaches the webhook, while `userInfo` names the caller.
+//! caller's bearer token never reaches the webhook, while `userInfo` names the caller; dry runs
+//! reach `sideEffects: NoneOnDryRun` webhooks with `dryRun: true` and store nothing.
 //!
 //! Each webhook is scoped by `namespaceSelector` to its own namespace so the cases do not meet.
 
@@ -804,4 +805,120 @@ async fn webhook_never_sees_the_callers_credentials() {
         "an Authorization header was sent"
     );
     assert!(text.contains("\"username\":\"hook-user\""));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_runs_reach_none_on_dry_run_webhooks() {
+    let s = start().await;
+    let c = s.kapi.client();
+    let ca = ca_bundle(&s);
+    let base = format!("https://127.0.0.1:{}", s.hooks.addr.port());
+    namespace(&c, "dry", "dry").await;
+    let on_dry_run = json!({"sideEffects": "NoneOnDryRun"});
+    configuration(
+        &c,
+        "Mutating",
+        "dry-labeler",
+        vec![webhook(
+            "dry-m.example.com",
+            &format!("{base}/mutate"),
+            &ca,
+            "dry",
+            on_dry_run.clone(),
+        )],
+    )
+    .await;
+    configuration(
+        &c,
+        "Validating",
+        "dry-namer",
+        vec![webhook(
+            "dry-v.example.com",
+            &format!("{base}/deny"),
+            &ca,
+            "dry",
+            on_dry_run,
+        )],
+    )
+    .await;
+    // Both configurations active (until_active dry-runs): the validating one denies, the
+    // mutating one labels.
+    until_active(&c, "dry", &pod("bad-probe"), |r| {
+        r.status == StatusCode::FORBIDDEN
+    })
+    .await;
+    until_active(&c, "dry", &pod("probe"), |r| {
+        r.status == StatusCode::CREATED && r.json()["metadata"]["labels"]["mutated-by"] == "webhook"
+    })
+    .await;
+
+    // kubectl's server-side dry run: mutated in the answer, nothing stored.
+    let (ok, out, err) = s.kapi.kubectl_with_input(
+        &[
+            "create",
+            "-n",
+            "dry",
+            "--dry-run=server",
+            "-o",
+            "json",
+            "-f",
+            "-",
+        ],
+        Some(&pod("d1").to_string()),
+    );
+    assert!(ok, "{err}");
+    let answered: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        answered["metadata"]["labels"],
+        json!({"mutated-by": "webhook"})
+    );
+    assert_eq!(
+        c.get("/api/v1/namespaces/dry/pods/d1").await.status,
+        StatusCode::NOT_FOUND
+    );
+    // Both webhooks were told it is a dry run, in the request and in its options.
+    let seen: Vec<Received> = s
+        .hooks
+        .log
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.review["request"]["name"] == "d1")
+        .cloned()
+        .collect();
+    let paths: Vec<&str> = seen.iter().map(|r| r.path_and_query.as_str()).collect();
+    assert_eq!(paths, vec!["/mutate?timeout=10s", "/deny?timeout=10s"]);
+    for r in &seen {
+        let req = &r.review["request"];
+        assert_eq!(req["dryRun"], true, "{}", r.path_and_query);
+        assert_eq!(req["options"]["kind"], "CreateOptions");
+        assert_eq!(req["options"]["dryRun"], json!(["All"]));
+    }
+    // A dry run the validating webhook denies: kube's denial, nothing stored.
+    let r = c
+        .post_json("/api/v1/namespaces/dry/pods?dryRun=All", &pod("bad-dry"))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert_eq!(
+        r.json()["message"],
+        "admission webhook \"dry-v.example.com\" denied the request: names starting with bad are not allowed"
+    );
+    // The same webhooks see a real create as one.
+    let r = create(&c, "/api/v1/namespaces/dry/pods", pod("d2")).await;
+    assert_eq!(
+        r.json()["metadata"]["labels"],
+        json!({"mutated-by": "webhook"})
+    );
+    let real: Vec<Value> = s
+        .hooks
+        .log
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.review["request"]["name"] == "d2")
+        .map(|r| r.review["request"]["dryRun"].clone())
+        .collect();
+    assert_eq!(real, vec![json!(false), json!(false)]);
 }

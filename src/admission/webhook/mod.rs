@@ -17,6 +17,9 @@
 //! - `allowed: false` → `admission webhook "<name>" denied the request: <message>` with the
 //!   webhook's code (at least 400); a failed call → 500 `failed calling webhook "<name>": …`
 //!   under `failurePolicy: Fail` (the default), ignored under `Ignore`.
+//! - Dry runs (`dryRun: true` in the review) only reach webhooks whose `sideEffects` is `None` or
+//!   `NoneOnDryRun`; any other value refuses the request with 400 `admission webhook "<name>"
+//!   does not support dry run` whatever the failurePolicy, and a missing one is a failed call.
 //!
 //! Not supported: `matchConditions` (CEL; such webhooks are called as if they matched),
 //! `reinvocationPolicy: IfNeeded`, `matchPolicy: Equivalent` across versions (kapi serves one
@@ -158,6 +161,27 @@ enum CallOutcome {
     Denied(ApiError, Vec<String>),
     /// The call itself failed (failurePolicy decides).
     CallFailed(String),
+    /// A dry run the webhook's side effects forbid: never called, failurePolicy does not apply.
+    DryRunUnsupported(ApiError),
+}
+
+/// The dry-run gate of both dispatchers (`callHook`/`callAttrMutatingHook`): `None` lets the
+/// call proceed.
+fn dry_run_gate(hook: &Webhook, attrs: &Attributes) -> Option<CallOutcome> {
+    if !attrs.dry_run {
+        return None;
+    }
+    match hook.spec.get("sideEffects") {
+        None | Some(Value::Null) => Some(call_failed(hook, "Webhook SideEffects is nil")),
+        Some(Value::String(s)) if s == "None" || s == "NoneOnDryRun" => None,
+        // `webhookerrors.NewDryRunUnsupportedErr`.
+        Some(_) => Some(CallOutcome::DryRunUnsupported(ApiError::bad_request(
+            format!(
+                "admission webhook \"{}\" does not support dry run",
+                hook.name
+            ),
+        ))),
+    }
 }
 
 /// Reasons a webhook sends are free text; the Status keeps them as `&'static str`.
@@ -229,14 +253,20 @@ fn denied(hook: &Webhook, status: Option<&Value>) -> ApiError {
     e
 }
 
-fn default_options(op: Operation) -> Value {
+/// The operation's options when the handler passed none: kube sends the decoded request
+/// options, whose `dryRun` is `["All"]` on a dry run.
+fn default_options(op: Operation, dry_run: bool) -> Value {
     let kind = match op {
         Operation::Create => "CreateOptions",
         Operation::Update => "UpdateOptions",
         Operation::Delete => "DeleteOptions",
         Operation::Connect => return Value::Null,
     };
-    json!({"kind": kind, "apiVersion": "meta.k8s.io/v1"})
+    let mut o = json!({"kind": kind, "apiVersion": "meta.k8s.io/v1"});
+    if dry_run {
+        o["dryRun"] = json!(["All"]);
+    }
+    o
 }
 
 /// The AdmissionReview sent for a request.
@@ -277,9 +307,27 @@ pub fn review_request(attrs: &Attributes, uid: &str, api_version: &str) -> Value
         attrs
             .options
             .clone()
-            .unwrap_or_else(|| default_options(attrs.operation)),
+            .unwrap_or_else(|| default_options(attrs.operation, attrs.dry_run)),
     );
     json!({"kind": "AdmissionReview", "apiVersion": api_version, "request": Value::Object(req)})
+}
+
+/// `apiserver_admission_webhook_admission_duration_seconds` for one call.
+fn observe(
+    hook: &Webhook,
+    attrs: &Attributes,
+    kind: Kind,
+    rejected: bool,
+    started: std::time::Instant,
+) {
+    metrics::histogram!(
+        "apiserver_admission_webhook_admission_duration_seconds",
+        "name" => hook.name.clone(),
+        "operation" => attrs.operation.as_str(),
+        "rejected" => if rejected { "true" } else { "false" },
+        "type" => if kind == Kind::Mutating { "admit" } else { "validating" },
+    )
+    .record(started.elapsed().as_secs_f64());
 }
 
 /// The shared machinery of both plugins.
@@ -479,6 +527,11 @@ impl Dispatcher {
         attrs: &Attributes,
         kind: Kind,
     ) -> CallOutcome {
+        if let Some(refused) = dry_run_gate(hook, attrs) {
+            // kube observes these as rejections too.
+            observe(hook, attrs, kind, true, std::time::Instant::now());
+            return refused;
+        }
         let Some(api_version) = hook.review_version() else {
             return call_failed(
                 hook,
@@ -498,14 +551,7 @@ impl Dispatcher {
             .ok()
             .and_then(|v| v.get("response").and_then(|r| r.get("allowed")).and_then(Value::as_bool))
             == Some(false));
-        metrics::histogram!(
-            "apiserver_admission_webhook_admission_duration_seconds",
-            "name" => hook.name.clone(),
-            "operation" => attrs.operation.as_str(),
-            "rejected" => if rejected || result.is_err() { "true" } else { "false" },
-            "type" => if kind == Kind::Mutating { "admit" } else { "validating" },
-        )
-        .record(started.elapsed().as_secs_f64());
+        observe(hook, attrs, kind, rejected || result.is_err(), started);
         let bytes = match result {
             Ok(b) => b,
             Err(e) => return call_failed(hook, format!("failed to call webhook: {}", e.0)),
@@ -651,6 +697,7 @@ impl MutatingPlugin for MutatingWebhook {
                     warnings.extend(w);
                     return Err(e);
                 }
+                CallOutcome::DryRunUnsupported(e) => return Err(e),
                 CallOutcome::CallFailed(msg) => {
                     if hook.ignore_failures() {
                         tracing::warn!(webhook = %hook.name, error = %msg, "failed calling webhook, failing open");
@@ -697,12 +744,18 @@ impl ValidatingPlugin for ValidatingWebhook {
             .map(|h| self.dispatcher.call(lookup, h, attrs, Kind::Validating));
         let outcomes = futures::future::join_all(calls).await;
         let mut first_err = None;
+        let mut refused = None;
         for (hook, outcome) in selected.iter().zip(outcomes) {
             match outcome {
                 CallOutcome::Allowed(_, w) => warnings.extend(w),
                 CallOutcome::Denied(e, w) => {
                     warnings.extend(w);
                     first_err.get_or_insert(e);
+                }
+                // kube returns the first error its concurrent calls report; a refused dry run
+                // reports before any network call, so it is the one the caller sees.
+                CallOutcome::DryRunUnsupported(e) => {
+                    refused.get_or_insert(e);
                 }
                 CallOutcome::CallFailed(msg) => {
                     if hook.ignore_failures() {
@@ -714,7 +767,7 @@ impl ValidatingPlugin for ValidatingWebhook {
                 }
             }
         }
-        match first_err {
+        match refused.or(first_err) {
             Some(e) => Err(e),
             None => Ok(()),
         }

@@ -466,3 +466,172 @@ async fn mutating_failure_policy_ignore_keeps_the_object() {
     assert_eq!(e.code, 500);
     assert!(a.object.is_some());
 }
+
+#[tokio::test]
+async fn dry_runs_only_reach_webhooks_without_side_effects() {
+    let s = start().await;
+    let l = lookup();
+    let v = ValidatingWebhook::default();
+    let dry = || pod_attrs("p", json!({})).with_dry_run(true);
+    // None and NoneOnDryRun are called, with dryRun: true in the review.
+    config(
+        &l,
+        Kind::Validating,
+        "v",
+        vec![
+            s.hook("none.example.com", "/allow", json!({})),
+            s.hook(
+                "on-dry-run.example.com",
+                "/allow",
+                json!({"sideEffects": "NoneOnDryRun"}),
+            ),
+        ],
+    );
+    v.validate(&l, &dry(), &mut Vec::new()).await.unwrap();
+    assert_eq!(s.calls(), 2);
+    let (_, review, _) = s.last.lock().unwrap().clone().unwrap();
+    assert_eq!(review["request"]["dryRun"], true);
+    assert_eq!(
+        review["request"]["options"],
+        json!({"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1", "dryRun": ["All"]})
+    );
+    // Some and Unknown (v1beta1 values still found in stored objects) refuse the dry run with
+    // a 400 that failurePolicy: Ignore does not soften, and are not called; the refusal wins
+    // over another webhook's denial.
+    for (side_effects, policy) in [("Some", "Fail"), ("Unknown", "Ignore")] {
+        let before = s.calls();
+        config(
+            &l,
+            Kind::Validating,
+            "v",
+            vec![
+                s.hook("deny.example.com", "/deny", json!({})),
+                s.hook(
+                    "effects.example.com",
+                    "/allow",
+                    json!({"sideEffects": side_effects, "failurePolicy": policy}),
+                ),
+            ],
+        );
+        let e = v
+            .validate(
+                &l,
+                &pod_attrs("bad", json!({})).with_dry_run(true),
+                &mut Vec::new(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!((e.code, e.reason), (400, "BadRequest"), "{side_effects}");
+        assert_eq!(
+            e.message,
+            "admission webhook \"effects.example.com\" does not support dry run"
+        );
+        assert_eq!(*e.details, Details::default());
+        assert_eq!(s.calls(), before + 1, "only deny.example.com is called");
+        // Without dryRun the same webhook is called as usual.
+        config(
+            &l,
+            Kind::Validating,
+            "v",
+            vec![s.hook(
+                "effects.example.com",
+                "/allow",
+                json!({"sideEffects": side_effects}),
+            )],
+        );
+        v.validate(&l, &pod_attrs("p", json!({})), &mut Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(s.calls(), before + 2);
+    }
+}
+
+#[tokio::test]
+async fn mutating_dry_run_refusal_stops_the_chain() {
+    let s = start().await;
+    let l = lookup();
+    config(
+        &l,
+        Kind::Mutating,
+        "a",
+        vec![s.hook(
+            "first.example.com",
+            "/mutate",
+            json!({"sideEffects": "NoneOnDryRun"}),
+        )],
+    );
+    config(
+        &l,
+        Kind::Mutating,
+        "b",
+        vec![
+            s.hook(
+                "effects.example.com",
+                "/mutate-label",
+                json!({"sideEffects": "Some", "failurePolicy": "Ignore"}),
+            ),
+            s.hook("never.example.com", "/mutate-label", json!({})),
+        ],
+    );
+    let mut a = pod_attrs("p", json!({})).with_dry_run(true);
+    let mut w = Vec::new();
+    let e = MutatingWebhook::default()
+        .admit(&l, &mut a, &mut w)
+        .await
+        .unwrap_err();
+    assert_eq!((e.code, e.reason), (400, "BadRequest"));
+    assert_eq!(
+        e.message,
+        "admission webhook \"effects.example.com\" does not support dry run"
+    );
+    // The webhook before it ran (and patched); the ones after it were not called.
+    assert_eq!(s.calls(), 1);
+    let (path, review, _) = s.last.lock().unwrap().clone().unwrap();
+    assert_eq!(path, "/mutate?timeout=10s");
+    assert_eq!(review["request"]["dryRun"], true);
+    assert_eq!(w, vec!["mutated by the test webhook"]);
+}
+
+#[tokio::test]
+async fn dry_run_without_side_effects_is_a_failed_call() {
+    let s = start().await;
+    let l = lookup();
+    let v = ValidatingWebhook::default();
+    let unset = |policy: &str| {
+        let mut h = s.hook(
+            "unset.example.com",
+            "/allow",
+            json!({"failurePolicy": policy}),
+        );
+        h.as_object_mut().unwrap().remove("sideEffects");
+        h
+    };
+    config(&l, Kind::Validating, "v", vec![unset("Fail")]);
+    let e = v
+        .validate(
+            &l,
+            &pod_attrs("p", json!({})).with_dry_run(true),
+            &mut Vec::new(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!((e.code, e.reason), (500, "InternalError"));
+    assert_eq!(
+        e.message,
+        "Internal error occurred: failed calling webhook \"unset.example.com\": Webhook SideEffects is nil"
+    );
+    // failurePolicy: Ignore lets it through, uncalled; a real request calls it.
+    config(&l, Kind::Validating, "v", vec![unset("Ignore")]);
+    v.validate(
+        &l,
+        &pod_attrs("p", json!({})).with_dry_run(true),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.calls(), 0);
+    v.validate(&l, &pod_attrs("p", json!({})), &mut Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(s.calls(), 1);
+}

@@ -1,6 +1,7 @@
 //! Authorization: `--authorization-mode` is an ordered union of authorizers (AlwaysAllow,
-//! AlwaysDeny, ABAC, Node, RBAC); the first Allow or Deny decides, NoOpinion moves on, and the
-//! reasons of the ones that had no opinion end up in the 403 message. As in kube-apiserver,
+//! AlwaysDeny, ABAC, Node, RBAC); the first Allow or Deny decides with its own reason,
+//! NoOpinion moves on, and if none decides, the reasons of all of them, one per line, end up in
+//! the 403 message (kube's `union.unionAuthzHandler`). As in kube-apiserver,
 //! members of `system:masters` are allowed before any configured authorizer runs.
 
 pub mod abac;
@@ -261,31 +262,14 @@ impl Authorizer {
         if a.user.in_group(MASTERS_GROUP) {
             return (Decision::Allow, String::new());
         }
-        let mut reasons: Vec<String> = Vec::new();
-        for m in self.modes.iter() {
-            let (d, reason) = match m {
-                Mode::AlwaysAllow => (Decision::Allow, String::new()),
-                Mode::AlwaysDeny => (Decision::NoOpinion, "Everything is forbidden.".into()),
-                Mode::Abac(p) => p.authorize(a),
-                Mode::Node(n) => n.authorize(a),
-                Mode::Rbac(r) => r.authorize(a),
-            };
-            match d {
-                Decision::Allow => return (d, reason),
-                Decision::Deny => {
-                    if !reason.is_empty() {
-                        reasons.push(reason);
-                    }
-                    return (d, reasons.join(", "));
-                }
-                Decision::NoOpinion => {
-                    if !reason.is_empty() {
-                        reasons.push(reason);
-                    }
-                }
-            }
-        }
-        (Decision::NoOpinion, reasons.join(", "))
+        // Lazy: the authorizers after the deciding one are not consulted.
+        union(self.modes.iter().map(|m| match m {
+            Mode::AlwaysAllow => (Decision::Allow, String::new()),
+            Mode::AlwaysDeny => (Decision::NoOpinion, "Everything is forbidden.".into()),
+            Mode::Abac(p) => p.authorize(a),
+            Mode::Node(n) => n.authorize(a),
+            Mode::Rbac(r) => r.authorize(a),
+        }))
     }
 
     /// The rules `user` has in `namespace` (SelfSubjectRulesReview).
@@ -334,6 +318,23 @@ impl Authorizer {
         };
         out
     }
+}
+
+/// kube's `union.unionAuthzHandler`: the first Allow or Deny decides with its own reason only;
+/// if none decides, the non-empty reasons of all are joined one per line.
+fn union(decisions: impl IntoIterator<Item = (Decision, String)>) -> (Decision, String) {
+    let mut reasons: Vec<String> = Vec::new();
+    for (d, reason) in decisions {
+        match d {
+            Decision::Allow | Decision::Deny => return (d, reason),
+            Decision::NoOpinion => {
+                if !reason.is_empty() {
+                    reasons.push(reason);
+                }
+            }
+        }
+    }
+    (Decision::NoOpinion, reasons.join("\n"))
 }
 
 /// `forbiddenMessage` of `responsewriters/errors.go`.
@@ -520,5 +521,72 @@ mod tests {
                 .0,
             Decision::Allow
         );
+    }
+
+    #[test]
+    fn union_reasons_are_joined_by_newlines() {
+        let abac = abac::Abac::parse(
+            r#"{"apiVersion":"abac.authorization.kubernetes.io/v1beta1","kind":"Policy","spec":{"user":"alice","namespace":"*","resource":"*","apiGroup":"*"}}"#,
+        )
+        .unwrap();
+        let z = Authorizer {
+            modes: Arc::new(vec![Mode::AlwaysDeny, Mode::Abac(abac)]),
+            rbac: None,
+        };
+        assert_eq!(
+            z.authorize(&attrs("get", "", "pods", "", "ns", "x")),
+            (
+                Decision::NoOpinion,
+                "Everything is forbidden.\nNo policy matched.".to_string()
+            )
+        );
+        // The 403 carries the reasons as kube writes them.
+        let a = attrs("get", "", "pods", "", "ns", "x");
+        assert_eq!(
+            forbidden_body(&a, &z.authorize(&a).1)["message"],
+            "pods \"x\" is forbidden: User \"bob\" cannot get resource \"pods\" in API group \"\" in the namespace \"ns\": Everything is forbidden.\nNo policy matched."
+        );
+        // An Allow after reasons were collected carries no reason.
+        let mut alice = attrs("get", "", "pods", "", "ns", "x");
+        alice.user = UserInfo::new("alice", &[]);
+        assert_eq!(z.authorize(&alice), (Decision::Allow, String::new()));
+    }
+
+    #[test]
+    fn union_decides_with_the_deciding_reason_only() {
+        let no = |r: &str| (Decision::NoOpinion, r.to_string());
+        // No authorizer kapi has denies outright, so the union is checked directly.
+        assert_eq!(
+            union([
+                no("first"),
+                (Decision::Deny, "denied here".into()),
+                no("never")
+            ]),
+            (Decision::Deny, "denied here".to_string())
+        );
+        assert_eq!(
+            union([no("first"), (Decision::Allow, "allowed here".into())]),
+            (Decision::Allow, "allowed here".to_string())
+        );
+        assert_eq!(
+            union([no("a"), no(""), no("b"), no("c")]),
+            (Decision::NoOpinion, "a\nb\nc".to_string())
+        );
+        assert_eq!(
+            union([no(""), no("")]),
+            (Decision::NoOpinion, String::new())
+        );
+        // The authorizers after the deciding one are not consulted.
+        let mut consulted = 0;
+        let decided = union(
+            [(Decision::Deny, "stop"), (Decision::Allow, "late")]
+                .into_iter()
+                .map(|(d, r)| {
+                    consulted += 1;
+                    (d, r.to_string())
+                }),
+        );
+        assert_eq!(decided.0, Decision::Deny);
+        assert_eq!(consulted, 1);
     }
 }
