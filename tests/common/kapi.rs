@@ -74,9 +74,15 @@ impl Kapi {
                 }
             }
         });
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("kapi did not start within 60 s");
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                // Do not leave the process behind when the test fails here.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("kapi did not start within 60 s");
+            }
+        };
         self.port = url
             .rsplit(':')
             .next()
