@@ -197,3 +197,111 @@ impl CacheEvent {
         })
     }
 }
+
+/// Where a watch stream is: the last revision it sent, and which events it sent at it.
+///
+/// One revision can carry several events (a multi-key etcd transaction), and a stream is fed by
+/// sources that can overlap (ring replay, then its queue). It sends an event unless the event is
+/// older than its revision or was sent already. Each event serializes a frame once and hands
+/// every watcher the same bytes, so the frame's buffer identifies the event.
+#[derive(Debug)]
+pub struct StreamPosition {
+    revision: i64,
+    /// The last frame sent at `revision`; None while nothing was (the start revision, all of
+    /// whose events the client has: it listed or watched up to there).
+    last: Option<Bytes>,
+    /// Frames sent at `revision` before `last`; only revisions with several events fill it.
+    earlier: Vec<Bytes>,
+}
+
+impl StreamPosition {
+    /// A stream that has every event up to and including `revision`.
+    pub fn new(revision: i64) -> Self {
+        StreamPosition {
+            revision,
+            last: None,
+            earlier: Vec::new(),
+        }
+    }
+
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// Whether to send `frame`, of an event at `revision`; if so, records it as sent.
+    pub fn advance(&mut self, revision: i64, frame: &Bytes) -> bool {
+        if revision > self.revision {
+            self.revision = revision;
+            self.last = Some(frame.clone());
+            if !self.earlier.is_empty() {
+                // Free what a large transaction left rather than keep its capacity.
+                self.earlier = Vec::new();
+            }
+            return true;
+        }
+        if revision < self.revision {
+            return false;
+        }
+        let Some(last) = &self.last else {
+            return false;
+        };
+        if same_frame(last, frame) || self.earlier.iter().any(|f| same_frame(f, frame)) {
+            return false;
+        }
+        self.earlier.extend(self.last.replace(frame.clone()));
+        true
+    }
+
+    /// The revision after which a stream that lost queued events resumes from the ring: its
+    /// own, or the one before if it sent events at it, since it may lack some of their siblings
+    /// (`advance` drops the ones it sent).
+    pub fn resume_after(&self) -> i64 {
+        if self.last.is_some() {
+            self.revision - 1
+        } else {
+            self.revision
+        }
+    }
+}
+
+fn same_frame(a: &Bytes, b: &Bytes) -> bool {
+    a.as_ptr() == b.as_ptr() && a.len() == b.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame_of(name: &str) -> Bytes {
+        frame(
+            "ADDED",
+            format!(r#"{{"metadata":{{"name":"{name}"}}}}"#).as_bytes(),
+        )
+    }
+
+    #[test]
+    fn a_position_sends_each_event_of_a_revision_once() {
+        let (a, b, c) = (frame_of("a"), frame_of("b"), frame_of("c"));
+        let mut pos = StreamPosition::new(5);
+        // Everything at the start revision is the client's already.
+        assert!(!pos.advance(5, &a));
+        assert!(!pos.advance(4, &a));
+        assert_eq!(pos.resume_after(), 5);
+
+        assert!(pos.advance(6, &a));
+        assert!(!pos.advance(6, &a.clone()));
+        assert!(pos.advance(6, &b));
+        assert!(!pos.advance(6, &a));
+        assert!(pos.advance(6, &c));
+        assert!(!pos.advance(6, &b));
+        assert!(!pos.advance(5, &frame_of("d")));
+        assert_eq!((pos.revision(), pos.resume_after()), (6, 5));
+
+        // Another event with the same bytes is another event (each event has its own frame).
+        let mut pos = StreamPosition::new(0);
+        assert!(pos.advance(1, &frame_of("a")));
+        assert!(pos.advance(1, &frame_of("a")));
+        assert!(pos.advance(2, &a));
+        assert_eq!(pos.resume_after(), 1);
+    }
+}

@@ -40,7 +40,8 @@ struct State {
     objects: ObjectMap,
     revision: i64,
     ring: VecDeque<Arc<CacheEvent>>,
-    /// Watches from a revision >= floor can be resumed from the ring.
+    /// Watches from a revision >= floor can be resumed from the ring: every event after it is
+    /// there (events at it may be partly gone: one revision can carry several events).
     floor: i64,
     snapshots: VecDeque<(Instant, Snapshot)>,
 }
@@ -318,6 +319,8 @@ impl WatchCache {
     }
 
     /// Frames of ring events after `after` for `filter`; None if `after` fell out of the ring.
+    /// Like kube's cacher, events at `after` itself are not included, even when it carries
+    /// several (a stream that sent only some of them resumes from `after - 1`).
     pub fn events_since(
         &self,
         after: i64,
@@ -533,7 +536,17 @@ impl WatchCache {
         let mut st = self.state.write().expect("cache lock");
         for (ev, obj) in decoded {
             let rev = ev.revision();
-            if rev <= st.revision {
+            // One revision can carry several events (a multi-key transaction), so an event at
+            // the cache's revision is new unless its key already shows it (a replay, or a
+            // relayed event the list at that revision covered): a put leaves the key at that
+            // mod revision, a delete leaves it gone (and the arms below skip a missing key).
+            if rev < st.revision
+                || (rev == st.revision
+                    && st
+                        .objects
+                        .get(ev.key())
+                        .is_some_and(|o| o.mod_revision == rev))
+            {
                 continue;
             }
             st.revision = rev;
@@ -682,4 +695,260 @@ pub fn bookmark_frame_as(
         annotations
     );
     event::encode_frame("BOOKMARK", json.as_bytes(), encoding)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::KeyValue;
+    use crate::watch::stream::{WatchBody, WatchOptions};
+    use http_body_util::BodyExt;
+    use watchers::WATCHER_QUEUE;
+
+    fn configmaps() -> &'static ResourceInfo {
+        crate::api::catalogue::lookup("", "v1", "configmaps").unwrap()
+    }
+
+    fn new_cache(history: usize) -> (tempfile::TempDir, Arc<WatchCache>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: DynStore = Arc::new(
+            crate::storage::embedded::EmbeddedStore::open(&dir.path().join("db.redb")).unwrap(),
+        );
+        let cache = WatchCache::new(configmaps(), "/registry", store, history, None);
+        (dir, cache)
+    }
+
+    fn key(name: &str) -> String {
+        format!("/registry/configmaps/ns/{name}")
+    }
+
+    fn put(name: &str, rev: i64) -> StoreEvent {
+        let value = format!(
+            r#"{{"kind":"ConfigMap","apiVersion":"v1","metadata":{{"name":"{name}","namespace":"ns","uid":"uid-{name}"}},"data":{{"at":"{rev}"}}}}"#
+        );
+        StoreEvent::Put {
+            kv: KeyValue {
+                key: key(name),
+                value: value.into(),
+                create_revision: rev,
+                mod_revision: rev,
+            },
+            prev: None,
+        }
+    }
+
+    fn delete(name: &str, rev: i64) -> StoreEvent {
+        StoreEvent::Delete {
+            key: key(name),
+            revision: rev,
+            prev: None,
+        }
+    }
+
+    /// "TYPE name@revision" of cache events.
+    fn described(events: &[Arc<CacheEvent>]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| format!("{} {}@{}", e.etype.as_str(), e.object.name, e.revision))
+            .collect()
+    }
+
+    /// "TYPE name@resourceVersion" of a JSON watch frame.
+    fn frame_described(frame: &[u8]) -> String {
+        let v: serde_json::Value = serde_json::from_slice(frame).unwrap();
+        format!(
+            "{} {}@{}",
+            v["type"].as_str().unwrap(),
+            v["object"]["metadata"]["name"].as_str().unwrap(),
+            v["object"]["metadata"]["resourceVersion"].as_str().unwrap()
+        )
+    }
+
+    /// Applies `events` and hands them to the watchers, as the feed does.
+    fn feed(cache: &WatchCache, events: Vec<StoreEvent>) -> Vec<String> {
+        let applied = cache.apply(events);
+        cache.watchers.dispatch(&applied);
+        described(&applied)
+    }
+
+    fn body(cache: &Arc<WatchCache>, start: WatchStart) -> WatchBody {
+        WatchBody::new(
+            cache.clone(),
+            start,
+            (
+                cache.prefix.clone(),
+                Some(crate::storage::prefix_end(&cache.prefix)),
+            ),
+            WatchOptions {
+                timeout: Duration::from_secs(60),
+                bookmarks: false,
+                initial_events_end: false,
+            },
+        )
+    }
+
+    /// Every frame the body has ready (it is given a moment for more to come). Unconstrained by
+    /// tokio's cooperative budget, so the body drains its queue before it resumes from the ring.
+    async fn frames(body: &mut WatchBody) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(Some(f)) = tokio::time::timeout(
+            Duration::from_millis(100),
+            tokio::task::unconstrained(body.frame()),
+        )
+        .await
+        {
+            let data = f.unwrap().into_data().unwrap();
+            out.push(frame_described(&data));
+        }
+        out
+    }
+
+    #[test]
+    fn events_sharing_a_revision_are_all_applied_once() {
+        let (_dir, cache) = new_cache(64);
+        let txn = || vec![put("a", 5), put("b", 5), put("c", 5)];
+        assert_eq!(
+            described(&cache.apply(txn())),
+            ["ADDED a@5", "ADDED b@5", "ADDED c@5"]
+        );
+        assert_eq!((cache.len(), cache.revision()), (3, 5));
+        // Replayed (a store watch resumed too early): nothing new, in whole or in part.
+        assert!(cache.apply(txn()).is_empty());
+        assert!(cache.apply(vec![put("b", 5)]).is_empty());
+
+        let mixed = || vec![delete("a", 6), put("b", 6), put("d", 6)];
+        assert_eq!(
+            described(&cache.apply(mixed())),
+            ["DELETED a@6", "MODIFIED b@6", "ADDED d@6"]
+        );
+        assert!(cache.apply(mixed()).is_empty());
+        assert!(cache.apply(vec![put("a", 5), delete("c", 5)]).is_empty());
+        // A revision's events split over two batches are still all applied.
+        assert_eq!(described(&cache.apply(vec![put("e", 7)])), ["ADDED e@7"]);
+        assert_eq!(described(&cache.apply(vec![put("f", 7)])), ["ADDED f@7"]);
+
+        let snap = cache.snapshot_at(7).expect("the cache is at 7");
+        let names: Vec<&str> = snap.objects.values().map(|o| &*o.name).collect();
+        assert_eq!(names, ["b", "c", "d", "e", "f"]);
+        assert_eq!(snap.objects[&key("b")].mod_revision, 6);
+    }
+
+    #[test]
+    fn the_ring_resumes_strictly_after_a_revision() {
+        let (_dir, cache) = new_cache(16);
+        let everything = || Filter::everything(configmaps());
+        cache.apply(vec![put("a", 5), put("b", 5), put("c", 5)]);
+        let replay = |after| {
+            cache
+                .events_since(after, &everything(), Encoding::Json)
+                .map(|ds| {
+                    ds.iter()
+                        .map(|d| frame_described(&d.frame))
+                        .collect::<Vec<_>>()
+                })
+        };
+        assert_eq!(replay(4).unwrap(), ["ADDED a@5", "ADDED b@5", "ADDED c@5"]);
+        // As kube's cacher: a client resuming from 5 has every event at 5.
+        assert_eq!(replay(5).unwrap(), Vec::<String>::new());
+        let start = cache
+            .start_watch(everything(), WatchFrom::Revision(4))
+            .unwrap();
+        assert_eq!(start.replay.len(), 3);
+
+        // 14 more events overflow the ring (16) by one: a@5 leaves, b@5 and c@5 stay.
+        for rev in 6..20 {
+            cache.apply(vec![put(&format!("p{rev}"), rev)]);
+        }
+        assert!(replay(4).is_none(), "an event at 5 is gone");
+        let after5 = replay(5).unwrap();
+        assert_eq!(after5.len(), 14);
+        assert_eq!(after5[0], "ADDED p6@6");
+        match cache.start_watch(everything(), WatchFrom::Revision(4)) {
+            Err(e) => assert_eq!(e.code, 410),
+            Ok(_) => panic!("a watch from 4 must be gone"),
+        }
+        assert!(cache
+            .start_watch(everything(), WatchFrom::Revision(5))
+            .is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_watcher_gets_every_event_of_a_revision() {
+        let (_dir, cache) = new_cache(64);
+        let ns_a = Filter::new(
+            configmaps(),
+            Some("ns".into()),
+            Default::default(),
+            Default::default(),
+        );
+        let start = cache.start_watch(ns_a, WatchFrom::Revision(4)).unwrap();
+        let mut w = body(&cache, start);
+        feed(&cache, vec![put("a", 5), put("b", 5), put("c", 5)]);
+        feed(&cache, vec![delete("b", 6), put("a", 6)]);
+        assert_eq!(
+            frames(&mut w).await,
+            [
+                "ADDED a@5",
+                "ADDED b@5",
+                "ADDED c@5",
+                "DELETED b@6",
+                "MODIFIED a@6"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn overlapping_replay_and_queue_send_each_event_once() {
+        // A watch registered between apply and dispatch finds the events both in the ring
+        // replay and in its queue.
+        let (_dir, cache) = new_cache(64);
+        let everything = || Filter::everything(configmaps());
+        let applied = cache.apply(vec![put("a", 5), put("b", 5), put("c", 5)]);
+        let from_rv = cache
+            .start_watch(everything(), WatchFrom::Revision(4))
+            .unwrap();
+        let initial = cache
+            .start_watch(everything(), WatchFrom::InitialEvents)
+            .unwrap();
+        let at_rv = cache
+            .start_watch(everything(), WatchFrom::Revision(5))
+            .unwrap();
+        let (mut from_rv, mut initial, mut at_rv) = (
+            body(&cache, from_rv),
+            body(&cache, initial),
+            body(&cache, at_rv),
+        );
+        cache.watchers.dispatch(&applied);
+        feed(&cache, vec![put("d", 6)]);
+        let all = ["ADDED a@5", "ADDED b@5", "ADDED c@5", "ADDED d@6"];
+        assert_eq!(frames(&mut from_rv).await, all);
+        assert_eq!(frames(&mut initial).await, all);
+        assert_eq!(frames(&mut at_rv).await, ["ADDED d@6"]);
+    }
+
+    #[tokio::test]
+    async fn a_stalled_watcher_resumes_with_the_rest_of_a_revision() {
+        let (_dir, cache) = new_cache(4096);
+        let start = cache
+            .start_watch(Filter::everything(configmaps()), WatchFrom::Revision(0))
+            .unwrap();
+        let shared = start.shared.clone();
+        let mut w = body(&cache, start);
+        let mut expected = Vec::new();
+        // Fill the queue but for one slot: the transaction's first event gets it, the second
+        // stalls the watcher and the third is skipped.
+        for rev in 1..WATCHER_QUEUE as i64 {
+            expected.extend(feed(&cache, vec![put(&format!("p{rev}"), rev)]));
+        }
+        let txn = WATCHER_QUEUE as i64;
+        expected.extend(feed(
+            &cache,
+            vec![put("x", txn), put("y", txn), put("z", txn)],
+        ));
+        assert!(shared.stalled.load(Ordering::SeqCst));
+        expected.extend(feed(&cache, vec![put("w", txn + 1)]));
+        expected.extend(feed(&cache, vec![put("v", txn + 2), put("u", txn + 2)]));
+        assert_eq!(expected.len(), WATCHER_QUEUE + 5);
+        assert_eq!(frames(&mut w).await, expected);
+    }
 }
