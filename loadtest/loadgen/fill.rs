@@ -5,8 +5,8 @@
 //! deleted again; every filled value is that stored form with its own name, uid and sequence
 //! number, re-serialized in the same key order (kapi stores plain JSON, kind and apiVersion
 //! first), so kapi decodes exactly what it would have written itself. One put per revision, as
-//! kapi writes: several puts in one transaction share a revision, which kapi's watch cache
-//! applies as one event (it skips events at a revision it has already reached).
+//! kapi itself writes (multi-key transactions, which share a revision, are covered by
+//! tests/txn_revisions.rs).
 
 use crate::kapi::{Endpoint, Writer as KapiWriter};
 use crate::objects::{self, Kind};
