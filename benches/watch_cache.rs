@@ -147,7 +147,7 @@ fn bench_apply(c: &mut Criterion) {
     let mut map = ObjectMap::new();
     for i in 0..n {
         let o = raw_configmap(i, 10);
-        map.insert(o.key.to_string(), Arc::new(o));
+        map.insert(o.key().to_string(), Arc::new(o));
     }
     let target = n / 2;
     let name = format!("cm-{target:07}");
@@ -347,7 +347,7 @@ fn snapshot(n: usize) -> Snapshot {
     let mut objects = ObjectMap::new();
     for i in 0..n {
         let o = raw_configmap(i, 10 + i as i64);
-        objects.insert(o.key.to_string(), Arc::new(o));
+        objects.insert(o.key().to_string(), Arc::new(o));
     }
     Snapshot {
         objects,

@@ -49,7 +49,7 @@ impl Filter {
 
     pub fn matches(&self, o: &RawObject) -> bool {
         if let Some(ns) = &self.namespace {
-            if *o.namespace != **ns {
+            if *o.namespace() != **ns {
                 return false;
             }
         }

@@ -749,7 +749,7 @@ mod tests {
     fn described(events: &[Arc<CacheEvent>]) -> Vec<String> {
         events
             .iter()
-            .map(|e| format!("{} {}@{}", e.etype.as_str(), e.object.name, e.revision))
+            .map(|e| format!("{} {}@{}", e.etype.as_str(), e.object.name(), e.revision))
             .collect()
     }
 
@@ -828,7 +828,7 @@ mod tests {
         assert_eq!(described(&cache.apply(vec![put("f", 7)])), ["ADDED f@7"]);
 
         let snap = cache.snapshot_at(7).expect("the cache is at 7");
-        let names: Vec<&str> = snap.objects.values().map(|o| &*o.name).collect();
+        let names: Vec<&str> = snap.objects.values().map(|o| o.name()).collect();
         assert_eq!(names, ["b", "c", "d", "e", "f"]);
         assert_eq!(snap.objects[&key("b")].mod_revision, 6);
     }

@@ -157,7 +157,7 @@ impl Watchers {
             }
         };
         for o in std::iter::once(&ev.object).chain(ev.prev.iter()) {
-            push(&self.by_namespace, Some(&o.namespace));
+            push(&self.by_namespace, Some(o.namespace()));
             if let Some(res) = self.node_res {
                 push(&self.by_node, o.field(res, "spec.nodeName"));
             }

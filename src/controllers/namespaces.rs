@@ -70,7 +70,7 @@ async fn finalize_terminating(api: &Api) -> Result<(), StoreError> {
         if ns.field(res, "status.phase") != Some("Terminating") {
             continue;
         }
-        let remaining = purge_namespace(api, &ns.name).await?;
+        let remaining = purge_namespace(api, ns.name()).await?;
         // Like kube, a namespace whose metadata.finalizers are not empty stays Terminating; the
         // update that removes the last one deletes it.
         let held = ns
@@ -81,7 +81,7 @@ async fn finalize_terminating(api: &Api) -> Result<(), StoreError> {
             .is_some_and(|f| !f.is_empty());
         if remaining == 0 && !held {
             match api.store.delete(&kv.key, kv.mod_revision).await {
-                Ok(_) => tracing::info!(namespace = &*ns.name, "namespace finalized and removed"),
+                Ok(_) => tracing::info!(namespace = ns.name(), "namespace finalized and removed"),
                 Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound) => {}
                 Err(e) => return Err(e),
             }

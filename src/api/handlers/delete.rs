@@ -119,13 +119,13 @@ async fn delete_one(
         let current = RawObject::from_kv(res, &kv).map_err(ApiError::internal)?;
         if let Some(p) = &opts.preconditions {
             if let Some(uid) = p.uid.as_deref() {
-                if uid != &*current.uid {
+                if uid != current.uid() {
                     return Err(ApiError::conflict(
                         res,
                         name,
                         &format!(
                         "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        current.uid
+                        current.uid()
                     ),
                     ));
                 }
@@ -234,7 +234,7 @@ async fn delete_one(
                     .map(|o| o.json().clone())
                     .unwrap_or_else(|_| current.json().clone())
             } else {
-                Bytes::from(success_status(res, name, &current.uid))
+                Bytes::from(success_status(res, name, current.uid()))
             }
         };
         if dry_run {
@@ -275,8 +275,8 @@ pub async fn delete_collection(
         super::read::list_page(api, res, path.namespace.as_deref(), &filter, &list_query).await?;
     let mut deleted = Vec::new();
     for obj in &page.items {
-        let ns = (!obj.namespace.is_empty()).then_some(&*obj.namespace);
-        match delete_one(api, res, ns, &obj.name, &opts, dry_run, &q.requester).await {
+        let ns = (!obj.namespace().is_empty()).then_some(obj.namespace());
+        match delete_one(api, res, ns, obj.name(), &opts, dry_run, &q.requester).await {
             Ok(_) => deleted.push(obj.clone()),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),

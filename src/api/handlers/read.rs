@@ -471,7 +471,7 @@ async fn store_page(
             }
             items.push(Arc::new(obj));
         }
-        let last_returned = items.last().map(|o| o.key.to_string());
+        let last_returned = items.last().map(|o| o.key().to_string());
         if let Some(i) = stopped_at {
             continue_from = last_returned;
             if !filter.has_selectors() {

@@ -116,7 +116,7 @@ impl Bound {
             None
         };
         Bound {
-            uid: o.uid.to_string(),
+            uid: o.uid().to_string(),
             deleted_at,
         }
     }
@@ -163,7 +163,7 @@ async fn lookup_bound(
     let cache = api.caches.get(res);
     let cached: Option<Arc<RawObject>> = cache.get(&key);
     if let Some(o) = &cached {
-        if &*o.uid == want_uid || (!fresh && cache.is_ready()) {
+        if o.uid() == want_uid || (!fresh && cache.is_ready()) {
             return Ok(Some(Bound::of_raw(o)));
         }
     } else if !fresh && cache.is_ready() {

@@ -286,7 +286,7 @@ fn build(maps: [ObjectMap; 4]) -> Index {
         .values()
         .map(|o| {
             (
-                (o.namespace.to_string(), o.name.to_string()),
+                (o.namespace().to_string(), o.name().to_string()),
                 Arc::new(rules_of(&o.to_map())),
             )
         })
@@ -312,7 +312,7 @@ fn build(maps: [ObjectMap; 4]) -> Index {
     }
     for o in rolebindings.values() {
         let obj = o.to_map();
-        let ns = o.namespace.to_string();
+        let ns = o.namespace().to_string();
         let (kind, name) = role_ref(&obj);
         let grant = match kind.as_str() {
             "ClusterRole" => cluster_grant(&name),
