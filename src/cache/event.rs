@@ -68,8 +68,9 @@ pub struct CacheEvent {
     pub prev: Option<Arc<RawObject>>,
     /// When the event entered the cache (delivery latency is measured from here).
     pub applied_at: Instant,
-    /// The JSON frame for unfiltered watchers, built eagerly.
-    frame: Bytes,
+    /// The JSON frame for unfiltered watchers, built when a watcher first needs it (events that
+    /// no watcher sees, e.g. history loaded at start-up, never hold a copy of the object).
+    frame: OnceLock<Bytes>,
     /// Every other (encoding, variant) frame, built on first use and then shared.
     json: Frames,
     proto: Frames,
@@ -118,14 +119,13 @@ impl CacheEvent {
         object: Arc<RawObject>,
         prev: Option<Arc<RawObject>>,
     ) -> Self {
-        let frame = frame(etype.as_str(), object.json());
         CacheEvent {
             applied_at: Instant::now(),
             revision,
             etype,
             object,
             prev,
-            frame,
+            frame: OnceLock::new(),
             json: Frames::default(),
             proto: Frames::default(),
             left_object: OnceLock::new(),
@@ -134,7 +134,8 @@ impl CacheEvent {
 
     /// The JSON frame as built for unfiltered watchers.
     pub fn frame(&self) -> &Bytes {
-        &self.frame
+        self.frame
+            .get_or_init(|| frame(self.etype.as_str(), self.object.json()))
     }
 
     /// The JSON frame a watcher with `filter` must see, or None if the event is not for it.
@@ -163,7 +164,7 @@ impl CacheEvent {
             }
         };
         if let (Encoding::Json, Variant::Plain) = (encoding, variant) {
-            return Some(self.frame.clone());
+            return Some(self.frame().clone());
         }
         let frames = match encoding {
             Encoding::Json => &self.json,
