@@ -22,8 +22,8 @@ use super::managed::{
 use super::schema::Schema;
 use crate::admission::{Attributes, Operation};
 use crate::api::handlers::write::{
-    now_rfc3339, prepare_for_create, prepare_for_update, resolve_namespace, validate_meta,
-    with_warnings,
+    cas_outcome, now_rfc3339, prepare_for_create, prepare_for_update, resolve_namespace,
+    validate_meta, with_warnings,
 };
 use crate::api::handlers::{object_response, parse_rv, store_error, Api, Format, Resp};
 use crate::api::request::{Query, ResourcePath};
@@ -204,24 +204,12 @@ pub async fn apply_patch(
             } else {
                 api.store.update(&key, stored, kv.mod_revision).await
             };
-            match result {
-                Ok(rev) => {
-                    return Ok(object_response(
-                        200,
-                        format,
-                        codec::served(res, &new, Some(rev)),
-                    ))
-                }
-                Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound)
-                    if precondition.is_none() =>
-                {
-                    continue
-                }
-                Err(StoreError::Conflict { .. }) => {
-                    return Err(ApiError::modified_conflict(res, &name))
-                }
-                Err(StoreError::NotFound) => return Err(ApiError::not_found(res, &name)),
-                Err(e) => return Err(store_error(e, res, "update")),
+            if let Some(rev) = cas_outcome(result, precondition.is_some(), res, &name)? {
+                return Ok(object_response(
+                    200,
+                    format,
+                    codec::served(res, &new, Some(rev)),
+                ));
             }
         }
         Err(ApiError::modified_conflict(res, &name))

@@ -889,22 +889,28 @@ where
         } else {
             api.store.update(&key, stored, kv.mod_revision).await
         };
-        match result {
-            Ok(rev) => {
-                let enc = codec::served(res, &new, Some(rev));
-                return with_warnings(Ok(object_response(200, format, enc)), &warnings);
-            }
-            Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound)
-                if precondition.is_none() =>
-            {
-                continue
-            }
-            Err(StoreError::Conflict { .. }) => {
-                return Err(ApiError::modified_conflict(res, &name))
-            }
-            Err(StoreError::NotFound) => return Err(ApiError::not_found(res, &name)),
-            Err(e) => return Err(store_error(e, res, "update")),
+        if let Some(rev) = cas_outcome(result, precondition.is_some(), res, &name)? {
+            let enc = codec::served(res, &new, Some(rev));
+            return with_warnings(Ok(object_response(200, format, enc)), &warnings);
         }
+    }
+}
+
+/// What a compare-and-swap update's result means: the new revision, `None` to read again and
+/// retry (a lost race, when the client set no resourceVersion precondition), or the client's
+/// error.
+pub(crate) fn cas_outcome(
+    result: Result<i64, StoreError>,
+    precondition: bool,
+    res: &ResourceInfo,
+    name: &str,
+) -> Result<Option<i64>, ApiError> {
+    match result {
+        Ok(rev) => Ok(Some(rev)),
+        Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound) if !precondition => Ok(None),
+        Err(StoreError::Conflict { .. }) => Err(ApiError::modified_conflict(res, name)),
+        Err(StoreError::NotFound) => Err(ApiError::not_found(res, name)),
+        Err(e) => Err(store_error(e, res, "update")),
     }
 }
 
