@@ -87,6 +87,23 @@ async fn secrets_are_encrypted_in_etcd_and_plaintext_through_the_api() {
     );
     assert!(!contains(&stored, CANARY) && !contains(&stored, &encoded));
     assert!(!contains(&stored, "\"kind\""), "no JSON structure leaks");
+    // What an operator sees with etcdctl (etcd-client package): the same prefix.
+    let etcdctl = std::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args([
+            &format!("--endpoints={}", etcd.endpoint),
+            "get",
+            "/registry/secrets/default/s1",
+            "--print-value-only",
+        ])
+        .output()
+        .expect("etcdctl runs (apt-get install etcd-client)");
+    assert!(etcdctl.status.success(), "{etcdctl:?}");
+    assert!(
+        etcdctl.stdout.starts_with(b"k8s:enc:aescbc:v1:key1:"),
+        "etcdctl shows {:?}",
+        String::from_utf8_lossy(&etcdctl.stdout[..etcdctl.stdout.len().min(40)])
+    );
 
     // Through kapi: plaintext on get and list.
     let r = c.get("/api/v1/namespaces/default/secrets/s1").await;
