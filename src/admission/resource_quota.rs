@@ -530,6 +530,16 @@ fn list_json(list: &ResourceList) -> Value {
     )
 }
 
+/// Sets `status.<key>` the way Go's `omitempty` serializes a ResourceList: an empty list is left
+/// out, so JSON and protobuf reads of the quota agree.
+fn set_status_list(status: &mut Map<String, Value>, key: &str, list: &ResourceList) {
+    if list.is_empty() {
+        status.remove(key);
+    } else {
+        status.insert(key.into(), list_json(list));
+    }
+}
+
 /// `CheckRequest`: charges one request to the quotas that apply; returns whether any changed.
 fn check_request(
     quotas: &mut [QuotaDoc],
@@ -744,7 +754,7 @@ impl ValidatingPlugin for ResourceQuota {
             for q in quotas.iter().filter(|q| q.changed) {
                 let mut obj = q.object.clone();
                 let status = super::pod::obj_mut(&mut obj, "status");
-                status.insert("used".into(), list_json(&q.used));
+                set_status_list(status, "used", &q.used);
                 if let Some(Value::Object(m)) = obj.get_mut("metadata") {
                     m.remove("resourceVersion");
                 }
@@ -863,13 +873,14 @@ pub async fn sync_all(lookup: &dyn Lookup) -> Result<usize, ApiError> {
         let (hard, used) = compute_status(lookup, &q.object).await?;
         let cur_hard = resource_list(get(&qv, &["status", "hard"]));
         let cur_used = resource_list(get(&qv, &["status", "used"]));
-        if cur_hard == hard && cur_used == used && get(&qv, &["status", "hard"]).is_some() {
+        let written_before = hard.is_empty() || get(&qv, &["status", "hard"]).is_some();
+        if cur_hard == hard && cur_used == used && written_before {
             continue;
         }
         let mut obj = q.object.clone();
         let status = super::pod::obj_mut(&mut obj, "status");
-        status.insert("hard".into(), list_json(&hard));
-        status.insert("used".into(), list_json(&used));
+        set_status_list(status, "hard", &hard);
+        set_status_list(status, "used", &used);
         if let Some(Value::Object(m)) = obj.get_mut("metadata") {
             m.remove("resourceVersion");
         }
@@ -1114,5 +1125,18 @@ mod tests {
             0,
             "nothing to write when up to date"
         );
+    }
+
+    #[tokio::test]
+    async fn empty_quota_gets_no_empty_status_maps() {
+        let l = MemoryLookup::new();
+        l.put(
+            quotas_res(),
+            json!({"metadata": {"name": "empty", "namespace": "ns"}, "status": {}}),
+        );
+        // Go omits empty ResourceLists, so there is nothing to write for an empty quota.
+        assert_eq!(sync_all(&l).await.unwrap(), 0);
+        let q = l.object(quotas_res(), Some("ns"), "empty").unwrap();
+        assert_eq!(q["status"], json!({}));
     }
 }
