@@ -16,8 +16,9 @@
 #
 # Printed: per run the healthy watchers' p50/p99 (write acknowledged → frame received), missed and
 # duplicated events, kapi's RSS at the start of the run / highest / at the end, what the stuck
-# watcher had coming when it finally read and kapi's stall counter; then the median p99 of each
-# group and their ratio (the bar: with / without < 1.10).
+# watcher had coming when it finally read and kapi's stall counter; then, per group, the p99 of
+# all its runs' latencies pooled (the bar: with / without < 1.10) and the median of the per-run
+# p99s, each with the ratio with / without.
 #
 # Before the first run, WARMUP unmeasured writes fill kapi's watch-cache history ring (10,240
 # events by default), so kapi's RSS is at its steady state and what changes from run to run is
@@ -88,14 +89,27 @@ done | awk -F'\t' '{printf "%-8s %-5s %9s %9s %9s %7s %5s %24s %30s %7s\n", $1,$
 jq -s '
   def median: sort | if length % 2 == 1 then .[length / 2 | floor]
                      else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+  # The quantile q of the pooled latency histograms of several runs, in ms.
+  def pooled(q): [.[].latency_hist_us[]] | group_by(.[0]) | map([.[0][0], (map(.[1]) | add)])
+    | (map(.[1]) | add) as $n | (q * $n | ceil) as $rank
+    | reduce .[] as $b ({seen: 0, v: null};
+        if .v == null then .seen += $b[1] | (if .seen >= $rank then .v = $b[0] else . end)
+        else . end)
+    | .v / 1000;
+  def ratio(a; b): if a > 0 then (b / a * 1000 | round / 1000) else null end;
   (map(select(.stuck.watchers == 0))) as $without |
   (map(select(.stuck.watchers > 0))) as $with |
   ($without | map(.latency_ms.p99) | median) as $a |
   ($with | map(.latency_ms.p99) | median) as $b |
+  ($without | pooled(0.99)) as $pa |
+  ($with | pooled(0.99)) as $pb |
   {
+    pooled_p99_ms_without: $pa,
+    pooled_p99_ms_with: $pb,
+    pooled_ratio_with_over_without: ratio($pa; $pb),
     median_p99_ms_without: $a,
     median_p99_ms_with: $b,
-    ratio_with_over_without: (if $a > 0 then ($b / $a * 1000 | round / 1000) else null end),
+    ratio_with_over_without: ratio($a; $b),
     median_p50_ms_without: ($without | map(.latency_ms.p50) | median),
     median_p50_ms_with: ($with | map(.latency_ms.p50) | median),
     missed: (map(.missed) | add), duplicated: (map(.duplicated) | add),

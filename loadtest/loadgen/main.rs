@@ -944,6 +944,7 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
             "p999": ms(h.quantile(0.999)),
             "max": ms(h.max_us),
         },
+        "latency_hist_us": h.sparse(),
         "sent_latency_ms": {
             "p50": ms(tally.hist_sent.quantile(0.5)),
             "p99": ms(tally.hist_sent.quantile(0.99)),

@@ -179,6 +179,17 @@ impl Hist {
         self.max_us = self.max_us.max(o.max_us);
     }
 
+    /// The non-empty buckets as `[lower bound µs, count]`, so that reports of several runs can
+    /// be pooled (percentiles of percentiles are not percentiles).
+    pub fn sparse(&self) -> Vec<[u64; 2]> {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(b, c)| [bucket_value(b), *c as u64])
+            .collect()
+    }
+
     /// The value at quantile `q` (0..=1), in µs.
     pub fn quantile(&self, q: f64) -> u64 {
         if self.n == 0 {
@@ -400,6 +411,10 @@ mod tests {
         let p50 = h.quantile(0.5);
         assert!((480..=500).contains(&p50), "{p50}");
         assert_eq!(h.max_us, 1000);
+        let sparse = h.sparse();
+        assert_eq!(sparse.iter().map(|[_, c]| c).sum::<u64>(), 1000);
+        assert_eq!(sparse[0], [1, 1]);
+        assert!(sparse.windows(2).all(|w| w[0][0] < w[1][0]));
     }
 
     #[test]
