@@ -171,10 +171,16 @@ impl ApiError {
         } else {
             format!("[{}]", parts.join(", "))
         };
+        // kube names the group-qualified kind (`Deployment.apps "x" is invalid: ...`).
+        let kind = if res.group.is_empty() {
+            res.kind.to_string()
+        } else {
+            format!("{}.{}", res.kind, res.group)
+        };
         let mut e = ApiError::new(
             422,
             "Invalid",
-            format!("{} \"{}\" is invalid: {}", res.kind, name, joined),
+            format!("{kind} \"{name}\" is invalid: {joined}"),
         );
         *e.details = Details {
             name: name.to_string(),

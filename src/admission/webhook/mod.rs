@@ -20,12 +20,15 @@
 //! - Dry runs (`dryRun: true` in the review) only reach webhooks whose `sideEffects` is `None` or
 //!   `NoneOnDryRun`; any other value refuses the request with 400 `admission webhook "<name>"
 //!   does not support dry run` whatever the failurePolicy, and a missing one is a failed call.
+//! - Configurations are validated on create and update with kube's rules and messages
+//!   ([`validation`]).
 //!
 //! Not supported: `matchConditions` (CEL; such webhooks are called as if they matched),
 //! `reinvocationPolicy: IfNeeded`, `matchPolicy: Equivalent` across versions (kapi serves one
 //! version per resource), client certificates for webhook servers.
 
 pub mod client;
+pub mod validation;
 
 use super::pod::{labels, selector_matches};
 use super::{Attributes, Lookup, MutatingPlugin, Operation, ValidatingPlugin};

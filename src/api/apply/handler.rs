@@ -23,7 +23,7 @@ use super::schema::Schema;
 use crate::admission::{Attributes, Operation};
 use crate::api::handlers::write::{
     cas_outcome, now_rfc3339, prepare_for_create, prepare_for_update, resolve_namespace,
-    validate_meta, with_warnings,
+    validate_meta, validate_update, with_warnings,
 };
 use crate::api::handlers::{object_response, parse_rv, store_error, Api, Format, Resp};
 use crate::api::request::{Query, ResourcePath};
@@ -177,7 +177,7 @@ pub async fn apply_patch(
             )?;
             // A change the strategy undid (status, say) leaves only new timestamps: keep the old.
             ignore_managed_fields_timestamps(&live, &mut new);
-            let causes = validate_meta(res, &new, false);
+            let causes = validate_update(res, &new, &live);
             if !causes.is_empty() {
                 return Err(ApiError::invalid(res, &name, causes));
             }

@@ -11,9 +11,9 @@
 //! Wiring into the write handlers:
 //! - create / update / non-apply patch: validate the manager with [`validate_field_manager`]
 //!   (`CreateOptions` / `UpdateOptions`) or [`validate_patch_options`] (`force` is 422 there),
-//!   name it with [`manager_or_user_agent`], and call [`track_update`] after the strategy
-//!   (status reset, system metadata) and before the no-op comparison, with `live: None` on
-//!   create.
+//!   name it with [`manager_or_user_agent`], and call [`track_update`] before mutating
+//!   admission (as kube's handlers run the field manager first), with `live: None` on create;
+//!   after the strategy, [`ignore_managed_fields_timestamps`] keeps a no-op a no-op.
 //! - `application/apply-patch+yaml`: [`handler::apply_patch`], with `force` from
 //!   [`parse_force`] until `Query` carries it.
 

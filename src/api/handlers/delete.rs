@@ -30,6 +30,46 @@ struct DeleteOptions {
     dry_run: Option<Vec<String>>,
 }
 
+impl DeleteOptions {
+    /// The DeleteOptions admission and webhooks see (`request.options`): the request's, with
+    /// kube's `meta.k8s.io/v1` type and its omitempty fields.
+    fn admission_options(&self, dry_run: bool) -> Value {
+        let mut o = serde_json::Map::new();
+        o.insert("kind".into(), "DeleteOptions".into());
+        o.insert("apiVersion".into(), "meta.k8s.io/v1".into());
+        if let Some(g) = self.grace_period_seconds {
+            o.insert("gracePeriodSeconds".into(), g.into());
+        }
+        if let Some(p) = &self.preconditions {
+            let mut pre = serde_json::Map::new();
+            if let Some(uid) = &p.uid {
+                pre.insert("uid".into(), uid.clone().into());
+            }
+            if let Some(rv) = &p.resource_version {
+                pre.insert("resourceVersion".into(), rv.clone().into());
+            }
+            o.insert("preconditions".into(), Value::Object(pre));
+        }
+        if let Some(orphan) = self.orphan_dependents {
+            o.insert("orphanDependents".into(), orphan.into());
+        }
+        if let Some(p) = &self.propagation_policy {
+            o.insert("propagationPolicy".into(), p.clone().into());
+        }
+        match &self.dry_run {
+            Some(d) if !d.is_empty() => {
+                o.insert("dryRun".into(), d.clone().into());
+            }
+            // `?dryRun=All` (the only value accepted).
+            _ if dry_run => {
+                o.insert("dryRun".into(), json!(["All"]));
+            }
+            _ => {}
+        }
+        Value::Object(o)
+    }
+}
+
 fn delete_options(q: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError> {
     let mut opts: DeleteOptions = if body.iter().all(u8::is_ascii_whitespace) {
         DeleteOptions::default()
@@ -148,6 +188,7 @@ async fn delete_one(
             requester.clone(),
         )
         .with_dry_run(dry_run)
+        .with_options(opts.admission_options(dry_run))
         .with_old_object(obj.clone());
         api.admission.admit(api, &mut attrs).await?;
         let already_deleting = meta(&obj).is_some_and(|m| m.contains_key("deletionTimestamp"));

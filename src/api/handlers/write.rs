@@ -93,8 +93,86 @@ fn cause(reason: &str, field: &str, message: String) -> Cause {
     }
 }
 
-/// ObjectMeta validation shared by create and update.
+/// Validation shared by create and update (and server-side apply): ObjectMeta, then the kind's
+/// own rules. The kind's rules are applied as on create; [`validate_update`] gives them the
+/// stored object.
 pub(crate) fn validate_meta(
+    res: &ResourceInfo,
+    obj: &Map<String, Value>,
+    check_name: bool,
+) -> Vec<Cause> {
+    let mut causes = validate_object_meta(res, obj, check_name);
+    causes.extend(crate::admission::webhook::validation::validate(
+        res, obj, None,
+    ));
+    causes
+}
+
+/// Update validation: ObjectMeta, then the kind's rules, which may depend on the stored object
+/// (kube's `ValidateUpdate` relaxes some webhook-configuration rules the old object broke).
+pub(crate) fn validate_update(
+    res: &ResourceInfo,
+    new: &Map<String, Value>,
+    old: &Map<String, Value>,
+) -> Vec<Cause> {
+    let mut causes = validate_object_meta(res, new, false);
+    causes.extend(crate::admission::webhook::validation::validate(
+        res,
+        new,
+        Some(old),
+    ));
+    causes
+}
+
+/// The CreateOptions / UpdateOptions admission and webhooks see for an ordinary write
+/// (`request.options` of the AdmissionReview): the request's query options as kube decodes
+/// them, empty fields omitted, `fieldManager` as given (not the User-Agent fallback). A PUT that
+/// creates sends CreateOptions (`updateToCreateOptions`), a PATCH UpdateOptions
+/// (`patchToUpdateOptions`).
+fn write_options(kind: &str, q: &Query) -> Value {
+    let mut o = Map::new();
+    o.insert("kind".into(), kind.into());
+    o.insert("apiVersion".into(), "meta.k8s.io/v1".into());
+    if !q.dry_run.is_empty() {
+        o.insert("dryRun".into(), q.dry_run.clone().into());
+    }
+    if let Some(fm) = q.field_manager.as_deref().filter(|v| !v.is_empty()) {
+        o.insert("fieldManager".into(), fm.into());
+    }
+    if let Some(fv) = q.field_validation.as_deref().filter(|v| !v.is_empty()) {
+        o.insert("fieldValidation".into(), fv.into());
+    }
+    Value::Object(o)
+}
+
+/// managedFields that mutating admission left undecodable go back to what the field manager
+/// computed, with kube's warning (`NewManagedFieldsValidatingAdmissionController`).
+fn restore_invalid_managed_fields(
+    obj: &mut Map<String, Value>,
+    before: Option<Value>,
+    warnings: &mut Vec<String>,
+) {
+    let Some(after) = meta(obj).and_then(|m| m.get("managedFields")) else {
+        return;
+    };
+    let Err(e) = crate::api::apply::managed::decode_managed_fields(after) else {
+        return;
+    };
+    warnings.push(format!(
+        ".metadata.managedFields was in an invalid state after admission; this could be caused by an outdated mutating admission controller; please fix your requests: {e}"
+    ));
+    match before {
+        Some(mf) => meta_mut(obj).insert("managedFields".into(), mf),
+        None => meta_mut(obj).shift_remove("managedFields"),
+    };
+}
+
+fn managed_fields_of(obj: &Map<String, Value>) -> Option<Value> {
+    meta(obj).and_then(|m| m.get("managedFields")).cloned()
+}
+
+/// ObjectMeta validation.
+fn validate_object_meta(
     res: &ResourceInfo,
     obj: &Map<String, Value>,
     check_name: bool,
@@ -302,6 +380,11 @@ async fn create_object(
             Value::String(validation::generate_name(&generate)),
         );
     }
+    // The writer's managedFields entry is recorded before admission, so what mutating admission
+    // adds is attributed to nobody (kube's create handler runs the field manager first).
+    let manager = field_manager(q)?;
+    crate::api::apply::track_update(None, &mut obj, &manager, "Update", "", &now_rfc3339());
+    let managed_before = managed_fields_of(&obj);
     // Mutating admission sees the object first, validating admission the final one
     // (NamespaceLifecycle answers for missing and terminating namespaces).
     let mut attrs = Attributes::new(
@@ -312,9 +395,11 @@ async fn create_object(
         q.requester.clone(),
     )
     .with_dry_run(q.is_dry_run())
+    .with_options(write_options("CreateOptions", q))
     .with_object(obj);
     let mut warnings = api.admission.mutate(api, &mut attrs).await?;
     let mut obj = attrs.object.take().unwrap_or_default();
+    restore_invalid_managed_fields(&mut obj, managed_before, &mut warnings);
     check_type_meta(res, &mut obj)?;
     escalation::check(
         api,
@@ -335,8 +420,6 @@ async fn create_object(
         return Err(ApiError::invalid(res, shown, causes));
     }
     prepare_for_create(res, &mut obj);
-    let manager = field_manager(q)?;
-    crate::api::apply::track_update(None, &mut obj, &manager, "Update", "", &now_rfc3339());
     attrs.object = Some(obj.clone());
     warnings.extend(api.admission.validate(api, &attrs).await?);
     let result = store_create(api, res, ns, obj, generated, &generate, q, format).await;
@@ -806,6 +889,8 @@ where
     let res = path.res;
     let name = path.name.clone().unwrap_or_default();
     let key = api.key(res, path.namespace.as_deref(), &name);
+    let manager = field_manager(q)?;
+    let subresource = path.subresource.as_deref();
     loop {
         let (kv, _) = api
             .store
@@ -823,6 +908,18 @@ where
                 return Err(ApiError::modified_conflict(res, &name));
             }
         }
+        // The writer's managedFields entry first, then mutating admission (kube's update and
+        // patch handlers run the field manager before admission).
+        let mut new = new;
+        crate::api::apply::track_update(
+            Some(&old),
+            &mut new,
+            &manager,
+            "Update",
+            subresource.unwrap_or(""),
+            &now_rfc3339(),
+        );
+        let managed_before = managed_fields_of(&new);
         let mut attrs = Attributes::new(
             Operation::Update,
             res,
@@ -830,13 +927,15 @@ where
             &name,
             q.requester.clone(),
         )
-        .with_subresource(path.subresource.as_deref())
+        .with_subresource(subresource)
         .with_dry_run(q.is_dry_run())
+        .with_options(write_options("UpdateOptions", q))
         .with_old_object(old.clone())
         .with_object(new);
         let mut warnings = api.admission.mutate(api, &mut attrs).await?;
         let mut new = attrs.object.take().unwrap_or_default();
-        if path.subresource.is_none() {
+        restore_invalid_managed_fields(&mut new, managed_before, &mut warnings);
+        if subresource.is_none() {
             escalation::check(
                 api,
                 &escalation::Write {
@@ -851,16 +950,11 @@ where
             )
             .await?;
         }
-        prepare_for_update(res, path.subresource.as_deref(), &old, &mut new, &name)?;
-        crate::api::apply::track_update(
-            Some(&old),
-            &mut new,
-            &field_manager(q)?,
-            "Update",
-            path.subresource.as_deref().unwrap_or(""),
-            &now_rfc3339(),
-        );
-        let causes = validate_meta(res, &new, false);
+        prepare_for_update(res, subresource, &old, &mut new, &name)?;
+        // A change only to managedFields timestamps is no change (kube's store runs
+        // IgnoreManagedFieldsTimestampsTransformer after the strategy).
+        crate::api::apply::ignore_managed_fields_timestamps(&old, &mut new);
+        let causes = validate_update(res, &new, &old);
         if !causes.is_empty() {
             return Err(ApiError::invalid(res, &name, causes));
         }
@@ -946,7 +1040,13 @@ pub(crate) fn prepare_for_update(
         }
         Some("finalize") => {
             let finalizers = new.get("spec").and_then(|s| s.get("finalizers")).cloned();
+            // managedFields were tracked for this request before the strategy: keep them.
+            let managed = managed_fields_of(new);
             *new = old.clone();
+            match managed {
+                Some(mf) => meta_mut(new).insert("managedFields".into(), mf),
+                None => meta_mut(new).shift_remove("managedFields"),
+            };
             let spec = new.entry("spec").or_insert_with(|| json!({}));
             if let Some(spec) = spec.as_object_mut() {
                 match finalizers {

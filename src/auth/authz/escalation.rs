@@ -282,11 +282,12 @@ fn has_aggregation(obj: &Map<String, Value>) -> bool {
 
 /// `IsOnlyMutatingGCFields`: the update changes nothing but ownerReferences, finalizers and
 /// selfLink (what the garbage collector writes), compared semantically (absent = empty).
+/// managedFields are ignored too (kubernetes#90534): the writer's entry always changes.
 fn only_gc_fields(old: &Map<String, Value>, new: &Map<String, Value>) -> bool {
     let mut copied = new.clone();
     let old_meta = old.get("metadata").and_then(Value::as_object);
     if let Some(m) = copied.get_mut("metadata").and_then(Value::as_object_mut) {
-        for k in ["ownerReferences", "finalizers", "selfLink"] {
+        for k in ["ownerReferences", "finalizers", "selfLink", "managedFields"] {
             match old_meta.and_then(|o| o.get(k)) {
                 Some(v) => m.insert(k.into(), v.clone()),
                 None => m.shift_remove(k),
@@ -657,7 +658,12 @@ mod tests {
         let mut new = old.clone();
         new["metadata"]["finalizers"] = serde_json::json!([]);
         new["metadata"]["ownerReferences"] = serde_json::json!([{"name": "o"}]);
-        assert!(only_gc_fields(&old, &new));
+        new["metadata"]["managedFields"] =
+            serde_json::json!([{"manager": "gc", "operation": "Update"}]);
+        assert!(
+            only_gc_fields(&old, &new),
+            "the writer's managedFields entry is no change"
+        );
         new["metadata"]["labels"] = serde_json::json!({});
         assert!(only_gc_fields(&old, &new), "an empty map is no change");
         new["rules"][0]["verbs"] = serde_json::json!(["*"]);
