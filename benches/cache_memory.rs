@@ -3,8 +3,9 @@
 //!
 //! A counting global allocator measures the bytes live after building the cache's own structures
 //! the way `cache::WatchCache` does: every stored value decoded by `RawObject::from_kv` and kept
-//! as `Arc<RawObject>` in the persistent `ObjectMap` under its key, plus the history ring of the
-//! last `--watch-cache-history` events (each a `CacheEvent` whose JSON frame is built eagerly).
+//! as `Arc<RawObject>` in the persistent `ObjectMap` (ordered by the key inside each object), plus
+//! the history ring of the last `--watch-cache-history` events (each a `CacheEvent` whose JSON
+//! frame is built eagerly).
 //! The wire bytes are the length of the JSON LIST body of those objects, as served
 //! (`list_body::ListBody`, exact from its size hint). Objects are what kapi stores for the
 //! loadgen's ConfigMaps (`kapi-loadgen --fill`): labels, uid, creationTimestamp, one
@@ -14,6 +15,11 @@
 //! `bash benches/run.sh`). `KAPI_BENCH_OBJECTS=N` and `KAPI_BENCH_RING=N` change the sizes;
 //! `KAPI_CACHE_MEMORY_MAX_RATIO=1.5` makes it fail when the cache (map + ring, malloc
 //! footprint) exceeds that multiple of the wire bytes.
+//!
+//! Then every object is replaced by a new version, as a MODIFIED event does: the cache must
+//! then hold only the new versions (a map that keeps copies of keys in inner nodes, as a B+
+//! tree does, would keep old versions alive through them). It reports the objects + map after
+//! that, and fails if any replaced object is still referenced once the map let go of it.
 //!
 //! Two figures per structure: bytes requested from the allocator, and the malloc footprint
 //! (`malloc_usable_size` + the 8-byte chunk header glibc keeps per allocation), which is what
@@ -234,9 +240,10 @@ fn main() {
         );
     }
 
+    let start = live();
     // The cached objects: every stored value decoded as `WatchCache::list_all` does.
     let before = live();
-    let mut decoded: Vec<(String, Arc<RawObject>)> = Vec::with_capacity(n);
+    let mut decoded: Vec<Arc<RawObject>> = Vec::with_capacity(n);
     let vec_overhead = since(before);
     let before = live();
     let mut stored_bytes = 0u64;
@@ -254,28 +261,19 @@ fn main() {
         let o = RawObject::from_kv(res, &kv).expect("decodes");
         json_bytes += o.json().len() as u64;
         key_bytes += kv.key.len() as u64;
-        // `list_all` keys the map with a copy of the store's key.
-        decoded.push((kv.key.clone(), Arc::new(o)));
+        decoded.push(Arc::new(o));
     }
-    // The keys stay in the map, not in `decoded`: count them with the map.
-    let mut objs = since(before);
-    objs.requested -= key_bytes as i64;
-    objs.allocs -= n as i64;
-    let key_footprint: i64 = decoded.iter().map(|(k, _)| footprint_of(k.as_ptr())).sum();
-    objs.footprint -= key_footprint;
+    let objs = since(before);
 
-    // The map: key → Arc<RawObject> (the key String plus the persistent B-tree's nodes).
+    // The map: the persistent tree's nodes (its keys are the objects' own).
     let before = live();
-    let mut objects = ObjectMap::new();
-    for (k, o) in decoded.drain(..) {
-        objects.insert(k, o);
-    }
+    let objects: ObjectMap = decoded.drain(..).collect();
     drop(decoded);
     let mut map = since(before);
-    map.requested += key_bytes as i64 + vec_overhead.requested;
-    map.footprint += key_footprint + vec_overhead.footprint;
     // `decoded`'s buffer was freed inside the window: add it back.
-    map.allocs += n as i64 + vec_overhead.allocs;
+    map.requested += vec_overhead.requested;
+    map.footprint += vec_overhead.footprint;
+    map.allocs += vec_overhead.allocs;
 
     // For comparison: the served JSON copied into exactly sized buffers.
     let before = live();
@@ -320,7 +318,7 @@ fn main() {
 
     println!(
         "cache_memory: {n} ConfigMaps: LIST body {:.1} MB ({} B per object), stored values \
-         {:.1} MB, served JSON {:.1} MB, keys {:.1} MB (held twice: map key and RawObject.key)",
+         {:.1} MB, served JSON {:.1} MB, keys {:.1} MB (held once, in RawObject)",
         wire as f64 / 1e6,
         wire / n as u64,
         stored_bytes as f64 / 1e6,
@@ -328,7 +326,7 @@ fn main() {
         key_bytes as f64 / 1e6
     );
     report("decoded objects (Arc<RawObject>)", objs, wire);
-    report("map (keys + B-tree nodes)", map, wire);
+    report("map (tree nodes)", map, wire);
     report(&format!("history ring ({ring_len} events)"), ring_mem, wire);
     let total = Live {
         requested: objs.requested + map.requested + ring_mem.requested,
@@ -346,7 +344,45 @@ fn main() {
         ring_mem.footprint / ring_len.max(1) as i64,
     );
     drop(ring);
+
+    // One update of every object, in key order as a rolling change would: each replaced version
+    // must be referenced by nothing but the `prev` the map hands back, so that it is freed here.
+    let mut objects = objects;
+    let mut still_referenced = 0usize;
+    for i in 0..n {
+        let name = format!("fill-{i:07}");
+        let kv = KeyValue {
+            key: format!("/registry/configmaps/{ns}/{name}"),
+            value: stored_configmap(ns, &name, i).into(),
+            create_revision: 100 + i as i64,
+            mod_revision: 100 + (n + i) as i64,
+        };
+        let o = RawObject::from_kv(res, &kv).expect("decodes");
+        if let Some(prev) = objects.insert(Arc::new(o)) {
+            if Arc::strong_count(&prev) > 1 {
+                still_referenced += 1;
+            }
+        }
+    }
+    let updated = since(start);
+    // Compared with the objects + map as decoded (leaving out what serving them added since,
+    // e.g. the shared `Bytes` header a clone of each JSON buffer allocates).
+    let loaded = Live {
+        requested: objs.requested + map.requested,
+        footprint: objs.footprint + map.footprint,
+        allocs: objs.allocs + map.allocs,
+    };
+    report("objects + map, as decoded", loaded, wire);
+    report("objects + map, after 1 update of each", updated, wire);
+    println!(
+        "cache_memory: replaced versions still referenced after the update: {still_referenced} \
+         of {n}"
+    );
     drop(objects);
+    if still_referenced > 0 {
+        eprintln!("cache_memory: the map keeps replaced objects alive");
+        std::process::exit(1);
+    }
 
     if let Ok(max) = std::env::var("KAPI_CACHE_MEMORY_MAX_RATIO") {
         let max: f64 = max

@@ -152,7 +152,7 @@ fn bench_apply(c: &mut Criterion) {
     let mut map = ObjectMap::new();
     for i in 0..n {
         let o = raw_configmap(i, 10);
-        map.insert(o.key().to_string(), Arc::new(o));
+        map.insert(Arc::new(o));
     }
     let target = n / 2;
     let name = format!("cm-{target:07}");
@@ -164,7 +164,7 @@ fn bench_apply(c: &mut Criterion) {
             rev += 1;
             let v = configmap_value("bench", &name, target % 100, rev as u64);
             let obj = Arc::new(RawObject::from_kv(res, &kv(&key, v, 10, rev)).expect("decodes"));
-            let prev = map.insert(key.clone(), obj.clone());
+            let prev = map.insert(obj.clone());
             let etype = if prev.is_some() {
                 EventType::Modified
             } else {
@@ -180,7 +180,7 @@ fn bench_apply(c: &mut Criterion) {
             let snap = map.clone();
             let v = configmap_value("bench", &name, target % 100, rev as u64);
             let obj = Arc::new(RawObject::from_kv(res, &kv(&key, v, 10, rev)).expect("decodes"));
-            let prev = map.insert(key.clone(), obj.clone());
+            let prev = map.insert(obj.clone());
             drop(snap);
             prev
         })
@@ -352,7 +352,7 @@ fn snapshot(n: usize) -> Snapshot {
     let mut objects = ObjectMap::new();
     for i in 0..n {
         let o = raw_configmap(i, 10 + i as i64);
-        objects.insert(o.key().to_string(), Arc::new(o));
+        objects.insert(Arc::new(o));
     }
     Snapshot {
         objects,

@@ -113,7 +113,10 @@ impl Lookup for Api {
             let snap = cache.snapshot();
             return Ok(snap
                 .objects
-                .range(prefix.clone()..)
+                .range((
+                    std::ops::Bound::Included(prefix.as_str()),
+                    std::ops::Bound::Unbounded,
+                ))
                 .take_while(|(k, _)| k.starts_with(&prefix))
                 .map(|(_, o)| stored_of(o))
                 .collect());

@@ -3,6 +3,7 @@
 
 pub mod event;
 pub mod filter;
+mod objects;
 pub mod watchers;
 
 use crate::api::catalogue::ResourceInfo;
@@ -13,7 +14,6 @@ use bytes::Bytes;
 use event::{CacheEvent, Encoding, EventType};
 use filter::Filter;
 use futures::StreamExt;
-use imbl::OrdMap;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -27,7 +27,7 @@ const INIT_PAGE: i64 = 10_000;
 const MAX_SNAPSHOTS: usize = 32;
 const SNAPSHOT_TTL: Duration = Duration::from_secs(300);
 
-pub type ObjectMap = OrdMap<String, Arc<RawObject>>;
+pub use objects::ObjectMap;
 
 /// An O(1) view of the cache at one revision.
 #[derive(Clone)]
@@ -103,7 +103,7 @@ impl WatchCache {
             prefix,
             store,
             state: RwLock::new(State {
-                objects: OrdMap::new(),
+                objects: ObjectMap::new(),
                 revision: 0,
                 ring: VecDeque::new(),
                 floor: 0,
@@ -393,7 +393,7 @@ impl WatchCache {
     }
 
     async fn list_all(&self, revision: i64) -> Result<ObjectMap, StoreError> {
-        let mut objects = OrdMap::new();
+        let mut objects = ObjectMap::new();
         let mut start: Option<String> = None;
         loop {
             let page = self
@@ -403,7 +403,7 @@ impl WatchCache {
             for kv in &page.kvs {
                 match RawObject::from_kv(self.res, kv) {
                     Ok(o) => {
-                        objects.insert(kv.key.clone(), Arc::new(o));
+                        objects.insert(Arc::new(o));
                     }
                     Err(e) => tracing::warn!(error = %e, "skipping undecodable object"),
                 }
@@ -551,8 +551,8 @@ impl WatchCache {
             }
             st.revision = rev;
             let cache_event = match (ev, obj) {
-                (StoreEvent::Put { kv, .. }, Some(obj)) => {
-                    let prev = st.objects.insert(kv.key, obj.clone());
+                (StoreEvent::Put { .. }, Some(obj)) => {
+                    let prev = st.objects.insert(obj.clone());
                     let etype = if prev.is_some() {
                         EventType::Modified
                     } else {
@@ -830,7 +830,7 @@ mod tests {
         let snap = cache.snapshot_at(7).expect("the cache is at 7");
         let names: Vec<&str> = snap.objects.values().map(|o| o.name()).collect();
         assert_eq!(names, ["b", "c", "d", "e", "f"]);
-        assert_eq!(snap.objects[&key("b")].mod_revision, 6);
+        assert_eq!(snap.objects.get(&key("b")).map(|o| o.mod_revision), Some(6));
     }
 
     #[test]

@@ -56,7 +56,15 @@ pub struct WatchBody {
     /// Frames sent but not yet added to apiserver_watch_events_total.
     unflushed: u64,
     busy_polls: u32,
+    /// The waker both timers were last polled with: while it is the task's waker and neither
+    /// timer is near, polling them again would only re-register the same waker (two timer
+    /// entries touched per event per watcher, on the hottest path).
+    timers_waker: Option<std::task::Waker>,
 }
+
+/// Timers due within this margin are polled, whatever the waker: a timer that fires wakes the
+/// task, and the next poll is then within the margin of its deadline.
+const TIMER_MARGIN: Duration = Duration::from_millis(5);
 
 impl WatchBody {
     pub fn new(
@@ -91,6 +99,7 @@ impl WatchBody {
             done: false,
             unflushed: 0,
             busy_polls: 0,
+            timers_waker: None,
             cache,
         }
     }
@@ -112,17 +121,13 @@ impl WatchBody {
             None => Bound::Included(init.start.as_str()),
         };
         let mut found = None;
-        for (k, obj) in init
-            .snapshot
-            .objects
-            .range::<_, str>((lower, Bound::Unbounded))
-        {
+        for (k, obj) in init.snapshot.objects.range((lower, Bound::Unbounded)) {
             if let Some(end) = &init.end {
                 if k.as_bytes() >= end.as_slice() {
                     break;
                 }
             }
-            init.last = Some(k.clone());
+            init.last = Some(k.to_string());
             if self.shared.filter.matches(obj) {
                 found = Some(encode_frame("ADDED", obj.json(), self.shared.encoding));
                 break;
@@ -162,6 +167,24 @@ impl WatchBody {
             self.unflushed = 0;
         }
         Some(d.frame)
+    }
+}
+
+impl WatchBody {
+    /// Whether both timers are registered with `cx`'s waker and neither is near, so that they
+    /// need no poll now.
+    fn timers_armed(&self, cx: &Context<'_>) -> bool {
+        let Some(w) = &self.timers_waker else {
+            return false;
+        };
+        if !w.will_wake(cx.waker()) {
+            return false;
+        }
+        let mut due = self.deadline.deadline();
+        if self.bookmarks {
+            due = due.min(self.bookmark_at.deadline());
+        }
+        Instant::now() + TIMER_MARGIN < due
     }
 }
 
@@ -233,6 +256,9 @@ impl Body for WatchBody {
                 }
                 Poll::Pending => {}
             }
+            if this.timers_armed(cx) && !this.shared.stalled.load(Ordering::SeqCst) {
+                return Poll::Pending;
+            }
             if this.deadline.as_mut().poll(cx).is_ready() {
                 this.done = true;
                 return Poll::Ready(None);
@@ -263,6 +289,8 @@ impl Body for WatchBody {
             if this.bookmarks && this.bookmark_at.as_mut().poll(cx).is_ready() {
                 let next = Instant::now() + BOOKMARK_INTERVAL;
                 this.bookmark_at.as_mut().reset(next);
+                // The reset timer has not been polled yet.
+                this.timers_waker = None;
                 let rev = published.max(this.pos.revision());
                 if rev > this.last_bookmark {
                     this.last_bookmark = rev;
@@ -271,6 +299,7 @@ impl Body for WatchBody {
                 }
                 continue;
             }
+            this.timers_waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
     }

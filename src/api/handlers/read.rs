@@ -381,7 +381,7 @@ pub fn snapshot_page(
     let mut last_key: Option<&str> = None;
     let mut iter = snap
         .objects
-        .range::<_, str>((lower, Bound::Unbounded))
+        .range((lower, Bound::Unbounded))
         .take_while(|(k, _)| k.as_bytes() < end.as_slice());
     for (k, obj) in iter.by_ref() {
         if !filter.matches(obj) {
@@ -391,7 +391,7 @@ pub fn snapshot_page(
             more = true;
             break;
         }
-        last_key = Some(k.as_str());
+        last_key = Some(k);
         items.push(obj.clone());
     }
     let mut page = Page {

@@ -323,7 +323,7 @@ pub async fn eviction(
         .get(pdbs)
         .snapshot()
         .objects
-        .range::<_, str>((
+        .range((
             std::ops::Bound::Included(prefix.as_str()),
             std::ops::Bound::Unbounded,
         ))

@@ -468,7 +468,7 @@ fn memoized<T>(
                 Some((rev, refs)) if *rev == obj.mod_revision => refs.clone(),
                 _ => Arc::new(parse(&obj.to_map())),
             };
-            (key.clone(), (obj.mod_revision, refs))
+            (key.to_string(), (obj.mod_revision, refs))
         })
         .collect()
 }
