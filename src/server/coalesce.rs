@@ -21,9 +21,10 @@ use tokio::time::{Instant, Sleep};
 
 /// Above this many buffered bytes, writes go through before more are taken.
 const MAX_BUFFERED: usize = 64 * 1024;
-/// A buffer larger than this is released when a flush uses less than a quarter of it, so a
-/// connection keeps its capacity while bursts continue and gives it back when they stop.
-const KEEP_CAPACITY: usize = 16 * 1024;
+/// A burst's first write reserves at least this much (or the previous burst's size, if larger),
+/// so that a burst of small frames does not regrow the buffer from nothing; the capacity is given
+/// back when the burst has been written.
+const MIN_CAPACITY: usize = 4 * 1024;
 /// Longest a flush waits for queued frames. Bounded, because a stream may be held back by HTTP/2
 /// flow control until the peer reads what is buffered here.
 const MAX_WAIT: Duration = Duration::from_millis(2);
@@ -31,6 +32,8 @@ const MAX_WAIT: Duration = Duration::from_millis(2);
 pub struct Coalesce<S> {
     inner: S,
     buf: Vec<u8>,
+    /// About the size of the last burst written out: what the next one reserves.
+    last_burst: usize,
     /// The pending flush took its trip through the run queue.
     deferred: bool,
     /// When the pending flush stops waiting for the backlog (armed while waiting).
@@ -44,6 +47,7 @@ impl<S> Coalesce<S> {
         Coalesce {
             inner,
             buf: Vec::new(),
+            last_burst: 0,
             deferred: false,
             wait: None,
             waiting: false,
@@ -67,10 +71,11 @@ impl<S: AsyncWrite + Unpin> Coalesce<S> {
                 }
             }
         }
-        if self.buf.capacity() > KEEP_CAPACITY && written < self.buf.capacity() / 4 {
+        // Everything is written: give the capacity back. An idle connection (a watch waiting for
+        // events) then holds no buffer, and the next burst allocates one for its own size.
+        if self.buf.capacity() > 0 {
+            self.last_burst = self.buf.len();
             self.buf = Vec::new();
-        } else {
-            self.buf.clear();
         }
         Poll::Ready(Ok(()))
     }
@@ -80,7 +85,14 @@ impl<S: AsyncWrite + Unpin> Coalesce<S> {
         if self.buf.len() + incoming > MAX_BUFFERED {
             ready!(self.poll_drain(cx))?;
         }
-        Poll::Ready(Ok(incoming < MAX_BUFFERED))
+        if incoming >= MAX_BUFFERED {
+            return Poll::Ready(Ok(false));
+        }
+        if self.buf.capacity() == 0 {
+            let hint = self.last_burst.clamp(MIN_CAPACITY, MAX_BUFFERED);
+            self.buf.reserve(incoming.max(hint));
+        }
+        Poll::Ready(Ok(true))
     }
 }
 
@@ -203,6 +215,34 @@ mod tests {
         let mut got = vec![0u8; 7];
         b.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"one two");
+        // Written out, the buffer is given back: an idle connection holds none.
+        assert_eq!(w.buf.capacity(), 0);
+        w.write_all(b"three").await.unwrap();
+        assert!(w.buf.capacity() >= MIN_CAPACITY);
+        w.flush().await.unwrap();
+        w.flush().await.unwrap();
+        let mut got = vec![0u8; 5];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"three");
+        assert_eq!(w.buf.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_burst_reserves_the_size_of_the_last_one() {
+        let (a, mut b) = tokio::io::duplex(1 << 20);
+        let mut w = Coalesce::new(a, Arc::default());
+        let frame = [1u8; 1000];
+        for _ in 0..20 {
+            w.write_all(&frame).await.unwrap();
+        }
+        w.flush().await.unwrap();
+        w.flush().await.unwrap();
+        let mut got = vec![0u8; 20_000];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(w.buf.capacity(), 0);
+        // The next burst starts with room for as much, rather than regrowing from 4 KiB.
+        w.write_all(&frame).await.unwrap();
+        assert!(w.buf.capacity() >= 20_000, "{}", w.buf.capacity());
     }
 
     #[tokio::test]
@@ -219,6 +259,6 @@ mod tests {
         assert_eq!(got.len(), 8 + big.len());
         assert_eq!(&got[..4], b"head");
         assert_eq!(&got[got.len() - 4..], b"tail");
-        assert!(w.buf.capacity() <= KEEP_CAPACITY);
+        assert_eq!(w.buf.capacity(), 0, "a drained buffer keeps no capacity");
     }
 }

@@ -234,47 +234,72 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                     }
                     Err(_) => return,
                 };
-            // The client certificates rustls verified against the client CA, for x509
-            // authentication of every request on this connection.
-            let conn = Arc::new(ConnInfo {
-                peer_certificates: tls
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .map(|c| Arc::new(c.iter().map(|d| d.clone().into_owned()).collect())),
-            });
-            // Watchers on this connection count their queued frames here; the writer below
-            // waits for them before flushing.
-            let backlog = Arc::new(Backlog::default());
-            let io = TokioIo::new(Coalesce::new(tls, backlog.clone()));
-            let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(crate::audit::RemoteAddr(peer));
-                let router = router.clone();
-                let conn = conn.clone();
-                let backlog = backlog.clone();
-                // Boxed: hyper keeps a request's task (HTTP/2) or connection state (HTTP/1.1)
-                // sized for this future for as long as the response streams, and a watch streams
-                // for minutes; boxed, the handler's state is freed once the response starts.
-                Box::pin(async move {
-                    let route =
-                        CONN_BACKLOG.scope(backlog, async { router.route(req, &conn).await });
-                    let resp = AssertUnwindSafe(route)
-                        .catch_unwind()
-                        .await
-                        .unwrap_or_else(|_| {
-                            tracing::error!("handler panicked");
-                            error_response(&ApiError::internal(
-                                "the server panicked while handling the request",
-                            ))
-                        });
-                    Ok::<_, std::convert::Infallible>(resp)
-                })
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(io, service).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            // Served by a task of its own, sized for serving: this one, sized for the handshake,
+            // is freed now rather than held for the connection's life.
+            serve(tls, peer, router);
         });
+    }
+}
+
+type TlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
+/// Serves one connection after its TLS handshake, in a task of its own.
+fn serve(tls: TlsStream, peer: SocketAddr, router: Arc<Router>) {
+    // The client certificates rustls verified against the client CA, for x509
+    // authentication of every request on this connection.
+    let conn = Arc::new(ConnInfo {
+        peer_certificates: tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .map(|c| Arc::new(c.iter().map(|d| d.clone().into_owned()).collect())),
+    });
+    let alpn_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+    // Watchers on this connection count their queued frames here; the writer below
+    // waits for them before flushing.
+    let backlog = Arc::new(Backlog::default());
+    let io = TokioIo::new(Coalesce::new(tls, backlog.clone()));
+    let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(crate::audit::RemoteAddr(peer));
+        let router = router.clone();
+        let conn = conn.clone();
+        let backlog = backlog.clone();
+        // Boxed: hyper keeps a request's task (HTTP/2) or connection state (HTTP/1.1)
+        // sized for this future for as long as the response streams, and a watch streams
+        // for minutes; boxed, the handler's state is freed once the response starts.
+        Box::pin(async move {
+            let route = CONN_BACKLOG.scope(backlog, async { router.route(req, &conn).await });
+            let resp = AssertUnwindSafe(route)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    tracing::error!("handler panicked");
+                    error_response(&ApiError::internal(
+                        "the server panicked while handling the request",
+                    ))
+                });
+            Ok::<_, std::convert::Infallible>(resp)
+        })
+    });
+    // As kube-apiserver (Go's net/http): HTTP/2 only when ALPN negotiated "h2", otherwise
+    // HTTP/1.1. Serving with the version's own builder (rather than hyper-util's auto
+    // builder, which sniffs the preface and replays it through a rewind buffer) keeps
+    // no detection state for the connection's life, and hyper's HTTP/1.1 read buffer
+    // stays at its initial 8 KiB (the rewind handed hyper the 24 sniffed bytes alone, so
+    // it read the request head twice and grew the buffer to 16 KiB).
+    let ended = move |served: hyper::Result<()>| {
+        if let Err(e) = served {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    };
+    // The task is hyper's connection future itself (`map`, not an async block, which would
+    // hold a second copy of it), so an idle connection's task is no larger than its state.
+    if alpn_h2 {
+        let builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        tokio::spawn(builder.serve_connection(io, service).map(ended));
+    } else {
+        let builder = hyper::server::conn::http1::Builder::new();
+        tokio::spawn(builder.serve_connection(io, service).map(ended));
     }
 }
 
