@@ -21,8 +21,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use watchers::{Delivery, WatcherRegistry, WatcherShared};
 
-/// Page size of the initial list (kube-apiserver's storageWatchListPageSize).
-const INIT_PAGE: i64 = 10_000;
+/// Page size of the initial list. kube-apiserver pages by 10,000 (storageWatchListPageSize);
+/// smaller pages keep a page's transient buffers (freed between the objects the cache keeps,
+/// so the heap cannot give them back) ~3 MB instead of ~11 MB at 1 KB per object; at
+/// 2,500 the cold start measured no slower (100k objects: 3.2 s either way, 4.1 s at 1,000).
+const INIT_PAGE: i64 = 2_500;
 /// Retained list snapshots for paging with continue tokens.
 const MAX_SNAPSHOTS: usize = 32;
 const SNAPSHOT_TTL: Duration = Duration::from_secs(300);
