@@ -20,8 +20,6 @@ use common::kapi::{Kapi, RawClient, RawResponse};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -45,41 +43,6 @@ impl Drop for HookServer {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// A CA and a serving certificate for 127.0.0.1 signed by it: (CA PEM, cert PEM, key PEM).
-fn webhook_pki() -> (String, String, String) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-        IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    };
-    let ca_params = || {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "fidelity-test-ca");
-        p.distinguished_name = dn;
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        p
-    };
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_pem = ca_params().self_signed(&ca_key).unwrap().pem();
-    let issuer = Issuer::new(ca_params(), ca_key);
-    let mut p = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, "webhook");
-    p.distinguished_name = dn;
-    p.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let key = KeyPair::generate().unwrap();
-    let cert = p.signed_by(&key, &issuer).unwrap();
-    (ca_pem, cert.pem(), key.serialize_pem())
 }
 
 /// `/label` adds `mutated-by: webhook` and a `mutation-id` that differs on every call (so an
@@ -130,20 +93,7 @@ async fn handle(
 }
 
 async fn start_hook_server() -> HookServer {
-    let (ca_pem, cert_pem, key_pem) = webhook_pki();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-        .map(|c| c.unwrap())
-        .collect();
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let (ca_pem, acceptor) = common::pki::serving_acceptor("fidelity-test-ca");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let log: Log = Arc::default();

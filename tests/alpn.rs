@@ -9,8 +9,7 @@ use common::kapi::Kapi;
 use http::{Request, StatusCode, Version};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::ServerName;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -19,24 +18,7 @@ use tokio_rustls::TlsConnector;
 
 /// A TLS connection as the admin user, offering `alpn`; also the protocol the server chose.
 async fn connect(kapi: &Kapi, alpn: &[&[u8]]) -> (TlsStream<TcpStream>, Option<Vec<u8>>) {
-    let pki = kapi.data_dir.join("pki");
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(pki.join("ca.crt")).expect("ca.crt") {
-        roots.add(c.expect("ca cert")).expect("add root");
-    }
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(pki.join("admin.crt"))
-        .expect("admin.crt")
-        .map(|c| c.expect("cert"))
-        .collect();
-    let key = PrivateKeyDer::from_pem_file(pki.join("admin.key")).expect("admin.key");
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_root_certificates(roots)
-        .with_client_auth_cert(certs, key)
-        .expect("client auth");
-    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let cfg = common::kapi::tls_config(&kapi.data_dir, alpn);
     let tcp = TcpStream::connect(("127.0.0.1", kapi.port))
         .await
         .expect("connect kapi");

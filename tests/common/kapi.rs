@@ -212,7 +212,8 @@ impl RawResponse {
     }
 }
 
-fn tls_config(data_dir: &Path, alpn: &[&[u8]]) -> rustls::ClientConfig {
+/// A TLS client config as the admin user of the kapi in `data_dir`, offering `alpn`.
+pub fn tls_config(data_dir: &Path, alpn: &[&[u8]]) -> rustls::ClientConfig {
     let pki = data_dir.join("pki");
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(pki.join("ca.crt")).expect("ca.crt") {

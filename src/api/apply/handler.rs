@@ -16,21 +16,19 @@
 //! The endpoint strategy (namespace, metadata validation, create/update preparation) and the
 //! admission calls are the ones `handlers/write.rs` makes for every write.
 
-use super::managed::{
-    apply, decode_managed_fields, ignore_managed_fields_timestamps, validate_patch_options,
-};
+use super::managed::{apply, ignore_managed_fields_timestamps, validate_patch_options};
 use super::schema::Schema;
 use crate::admission::{Attributes, Operation};
 use crate::api::handlers::write::{
     cas_outcome, now_rfc3339, prepare_for_create, prepare_for_update, resolve_namespace,
-    validate_meta, validate_update, with_warnings,
+    restore_invalid_managed_fields, validate_meta, validate_update, with_warnings, write_options,
 };
 use crate::api::handlers::{object_response, parse_rv, store_error, Api, Format, Resp};
 use crate::api::request::{Query, ResourcePath};
 use crate::api::status::ApiError;
 use crate::auth::authz::escalation;
 use crate::object::codec;
-use crate::object::raw::{meta, meta_mut, meta_str, RawObject};
+use crate::object::raw::{meta, meta_str, RawObject};
 use crate::storage::StoreError;
 use bytes::Bytes;
 use http::HeaderMap;
@@ -108,7 +106,7 @@ pub async fn apply_patch(
                 Attributes::new(operation, res, ns.as_deref(), &name, q.requester.clone())
                     .with_subresource(path.subresource.as_deref())
                     .with_dry_run(q.is_dry_run())
-                    .with_options(admission_options(options_kind, q, &manager));
+                    .with_options(write_options(options_kind, q, Some(&manager)));
             if let Some(live) = &live {
                 attrs = attrs.with_old_object(live.clone());
             }
@@ -216,46 +214,6 @@ pub async fn apply_patch(
     }
     .await;
     with_warnings(result, &warnings)
-}
-
-/// The CreateOptions / UpdateOptions admission (and webhooks) see for an apply
-/// (`patchToCreateOptions` / `patchToUpdateOptions`; empty fields are omitted).
-fn admission_options(kind: &str, q: &Query, manager: &str) -> Value {
-    let mut o = Map::new();
-    o.insert("kind".into(), kind.into());
-    o.insert("apiVersion".into(), "meta.k8s.io/v1".into());
-    if !q.dry_run.is_empty() {
-        o.insert("dryRun".into(), q.dry_run.clone().into());
-    }
-    if !manager.is_empty() {
-        o.insert("fieldManager".into(), manager.into());
-    }
-    if let Some(fv) = q.field_validation.as_deref().filter(|v| !v.is_empty()) {
-        o.insert("fieldValidation".into(), fv.into());
-    }
-    Value::Object(o)
-}
-
-/// managedFields that mutating admission left undecodable go back to what apply computed, with
-/// kube's warning (`NewManagedFieldsValidatingAdmissionController`).
-fn restore_invalid_managed_fields(
-    obj: &mut Map<String, Value>,
-    before: Option<Value>,
-    warnings: &mut Vec<String>,
-) {
-    let Some(after) = meta(obj).and_then(|m| m.get("managedFields")) else {
-        return;
-    };
-    let Err(e) = decode_managed_fields(after) else {
-        return;
-    };
-    warnings.push(format!(
-        ".metadata.managedFields was in an invalid state after admission; this could be caused by an outdated mutating admission controller; please fix your requests: {e}"
-    ));
-    match before {
-        Some(mf) => meta_mut(obj).insert("managedFields".into(), mf),
-        None => meta_mut(obj).shift_remove("managedFields"),
-    };
 }
 
 /// The applied configuration: YAML (or JSON) decoding to an object.

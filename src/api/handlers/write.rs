@@ -128,15 +128,16 @@ pub(crate) fn validate_update(
 /// (`request.options` of the AdmissionReview): the request's query options as kube decodes
 /// them, empty fields omitted, `fieldManager` as given (not the User-Agent fallback). A PUT that
 /// creates sends CreateOptions (`updateToCreateOptions`), a PATCH UpdateOptions
-/// (`patchToUpdateOptions`).
-fn write_options(kind: &str, q: &Query) -> Value {
+/// (`patchToUpdateOptions`). Apply passes its required manager (`patchToCreateOptions` /
+/// `patchToUpdateOptions`).
+pub(crate) fn write_options(kind: &str, q: &Query, field_manager: Option<&str>) -> Value {
     let mut o = Map::new();
     o.insert("kind".into(), kind.into());
     o.insert("apiVersion".into(), "meta.k8s.io/v1".into());
     if !q.dry_run.is_empty() {
         o.insert("dryRun".into(), q.dry_run.clone().into());
     }
-    if let Some(fm) = q.field_manager.as_deref().filter(|v| !v.is_empty()) {
+    if let Some(fm) = field_manager.filter(|v| !v.is_empty()) {
         o.insert("fieldManager".into(), fm.into());
     }
     if let Some(fv) = q.field_validation.as_deref().filter(|v| !v.is_empty()) {
@@ -146,8 +147,8 @@ fn write_options(kind: &str, q: &Query) -> Value {
 }
 
 /// managedFields that mutating admission left undecodable go back to what the field manager
-/// computed, with kube's warning (`NewManagedFieldsValidatingAdmissionController`).
-fn restore_invalid_managed_fields(
+/// (or apply) computed, with kube's warning (`NewManagedFieldsValidatingAdmissionController`).
+pub(crate) fn restore_invalid_managed_fields(
     obj: &mut Map<String, Value>,
     before: Option<Value>,
     warnings: &mut Vec<String>,
@@ -395,7 +396,11 @@ async fn create_object(
         q.requester.clone(),
     )
     .with_dry_run(q.is_dry_run())
-    .with_options(write_options("CreateOptions", q))
+    .with_options(write_options(
+        "CreateOptions",
+        q,
+        q.field_manager.as_deref(),
+    ))
     .with_object(obj);
     let mut warnings = api.admission.mutate(api, &mut attrs).await?;
     let mut obj = attrs.object.take().unwrap_or_default();
@@ -929,7 +934,11 @@ where
         )
         .with_subresource(subresource)
         .with_dry_run(q.is_dry_run())
-        .with_options(write_options("UpdateOptions", q))
+        .with_options(write_options(
+            "UpdateOptions",
+            q,
+            q.field_manager.as_deref(),
+        ))
         .with_old_object(old.clone())
         .with_object(new);
         let mut warnings = api.admission.mutate(api, &mut attrs).await?;
