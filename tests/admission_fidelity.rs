@@ -290,6 +290,30 @@ async fn mutating_admission_changes_are_not_the_writers() {
         created["metadata"]["managedFields"]
     );
 
+    // generateName: the name is generated after mutating admission (kube's BeforeCreate), so
+    // the webhook sees generateName and no name.
+    let before = s.log_len();
+    let r = c
+        .post_json(
+            "/api/v1/namespaces/mf/configmaps",
+            &json!({"metadata": {"generateName": "gen-"}, "data": {"k": "v"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let gen = r.json();
+    let gen_name = gen["metadata"]["name"].as_str().unwrap_or("");
+    assert!(gen_name.starts_with("gen-") && gen_name.len() == 9, "{gen}");
+    let review = s.one_review_since(before);
+    assert_eq!(
+        review["object"]["metadata"]["generateName"], "gen-",
+        "{review}"
+    );
+    assert!(
+        review["object"]["metadata"].get("name").is_none(),
+        "{review}"
+    );
+    assert!(review.get("name").is_none(), "{review}");
+
     // Update (PUT): the putter owns what it changed; the webhook's new mutation-id is nobody's.
     let mut edited = stored.clone();
     edited["metadata"]["labels"]["b"] = json!("2");

@@ -374,13 +374,6 @@ async fn create_object(
         );
         return Err(ApiError::invalid(res, "", vec![c]));
     }
-    let generated = name.is_empty();
-    if generated {
-        meta_mut(&mut obj).insert(
-            "name".into(),
-            Value::String(validation::generate_name(&generate)),
-        );
-    }
     // The writer's managedFields entry is recorded before admission, so what mutating admission
     // adds is attributed to nobody (kube's create handler runs the field manager first).
     let manager = field_manager(q)?;
@@ -405,6 +398,16 @@ async fn create_object(
     let mut warnings = api.admission.mutate(api, &mut attrs).await?;
     let mut obj = attrs.object.take().unwrap_or_default();
     restore_invalid_managed_fields(&mut obj, managed_before, &mut warnings);
+    // A name is generated after mutating admission, as kube's `BeforeCreate` does (mutating
+    // webhooks see generateName and no name; validating admission sees the generated name).
+    let generate = meta_str(&obj, "generateName").unwrap_or("").to_string();
+    let generated = meta_str(&obj, "name").unwrap_or("").is_empty() && !generate.is_empty();
+    if generated {
+        meta_mut(&mut obj).insert(
+            "name".into(),
+            Value::String(validation::generate_name(&generate)),
+        );
+    }
     check_type_meta(res, &mut obj)?;
     escalation::check(
         api,
