@@ -177,26 +177,17 @@ async fn start_hook_server() -> HookServer {
     let addr = listener.local_addr().unwrap();
     let log = Arc::new(Log::default());
     let server_log = log.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            let log = server_log.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let io = TokioIo::new(Recording {
-                    inner: tls,
-                    log: log.clone(),
-                });
-                let svc = hyper::service::service_fn(move |req| handle(req, log.clone()));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, svc)
-                    .await;
+    let task = common::pki::spawn_tls_server(listener, acceptor, move |tls| {
+        let log = server_log.clone();
+        async move {
+            let io = TokioIo::new(Recording {
+                inner: tls,
+                log: log.clone(),
             });
+            let svc = hyper::service::service_fn(move |req| handle(req, log.clone()));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await;
         }
     });
     HookServer {

@@ -1,4 +1,4 @@
-//! Certificates for servers a test runs itself (admission webhooks).
+//! TLS servers a test runs itself (admission webhooks): certificates, acceptor, accept loop.
 
 /// A CA and a serving certificate for 127.0.0.1 signed by it: (CA PEM, cert PEM, key PEM).
 pub fn serving_pki(ca_name: &str) -> (String, String, String) {
@@ -57,4 +57,32 @@ pub fn serving_acceptor(ca_name: &str) -> (String, tokio_rustls::TlsAcceptor) {
         ca_pem,
         tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg)),
     )
+}
+
+/// Accepts TLS connections on `listener` until the task is aborted; each connection's handshake
+/// and `serve` run in a task of their own.
+pub fn spawn_tls_server<F, Fut>(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    serve: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(tokio_rustls::server::TlsStream<tokio::net::TcpStream>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let serve = std::sync::Arc::new(serve);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            let serve = serve.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    serve(tls).await;
+                }
+            });
+        }
+    })
 }
