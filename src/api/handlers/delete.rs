@@ -10,61 +10,48 @@ use crate::object::codec;
 use crate::object::raw::{meta, meta_mut, RawObject};
 use crate::storage::StoreError;
 use bytes::Bytes;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-#[derive(Debug, Default, Deserialize)]
+// Field order and omitempty as kube's `metav1.DeleteOptions`, which webhooks receive as is.
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Preconditions {
+    #[serde(skip_serializing_if = "Option::is_none")]
     uid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     resource_version: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DeleteOptions {
-    propagation_policy: Option<String>,
-    orphan_dependents: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     grace_period_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     preconditions: Option<Preconditions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    orphan_dependents: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    propagation_policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     dry_run: Option<Vec<String>>,
 }
 
 impl DeleteOptions {
-    /// The DeleteOptions admission and webhooks see (`request.options`): the request's, with
-    /// kube's `meta.k8s.io/v1` type and its omitempty fields.
+    /// The DeleteOptions admission and webhooks see (`request.options`): the request's, typed
+    /// `meta.k8s.io/v1`, with `?dryRun=All` folded in.
     fn admission_options(&self, dry_run: bool) -> Value {
         let mut o = serde_json::Map::new();
         o.insert("kind".into(), "DeleteOptions".into());
         o.insert("apiVersion".into(), "meta.k8s.io/v1".into());
-        if let Some(g) = self.grace_period_seconds {
-            o.insert("gracePeriodSeconds".into(), g.into());
+        if let Ok(Value::Object(fields)) = serde_json::to_value(self) {
+            o.extend(fields);
         }
-        if let Some(p) = &self.preconditions {
-            let mut pre = serde_json::Map::new();
-            if let Some(uid) = &p.uid {
-                pre.insert("uid".into(), uid.clone().into());
-            }
-            if let Some(rv) = &p.resource_version {
-                pre.insert("resourceVersion".into(), rv.clone().into());
-            }
-            o.insert("preconditions".into(), Value::Object(pre));
-        }
-        if let Some(orphan) = self.orphan_dependents {
-            o.insert("orphanDependents".into(), orphan.into());
-        }
-        if let Some(p) = &self.propagation_policy {
-            o.insert("propagationPolicy".into(), p.clone().into());
-        }
-        match &self.dry_run {
-            Some(d) if !d.is_empty() => {
-                o.insert("dryRun".into(), d.clone().into());
-            }
-            // `?dryRun=All` (the only value accepted).
-            _ if dry_run => {
-                o.insert("dryRun".into(), json!(["All"]));
-            }
-            _ => {}
+        if dry_run && self.dry_run.as_ref().is_none_or(Vec::is_empty) {
+            o.insert("dryRun".into(), json!(["All"]));
+        } else if self.dry_run.as_ref().is_some_and(Vec::is_empty) {
+            o.shift_remove("dryRun");
         }
         Value::Object(o)
     }
